@@ -1,0 +1,582 @@
+// SPDX-License-Identifier: GPL-2.0
+/* Causeway's narrow waist: every socket read and write of every process.
+ *
+ * Syscall tracepoints on entry save the arguments per thread (keyed by
+ * pid_tgid); the exit tracepoint, which knows how many bytes really moved,
+ * emits one event with the paper's four groups of facts: program (pid, tid,
+ * comm), network (socket id, 5-tuple, TCP sequence), tracing (timestamps,
+ * direction, syscall trace id) and syscall (byte count, payload prefix).
+ * Files, pipes and unix sockets are dropped at entry, in the kernel. */
+#include "vmlinux_min.h"
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_core_read.h>
+
+#define AF_INET 2
+#define AF_INET6 10
+#define IPPROTO_TCP 6
+#define IPPROTO_UDP 17
+#define S_IFMT 00170000
+#define S_IFSOCK 0140000
+#define EINPROGRESS 115
+
+#define MAX_PAYLOAD 16384 /* hard cap on the captured prefix */
+#define MAX_IOV 8         /* iovecs copied per message */
+#define MAX_MMSG 4        /* messages reported per sendmmsg/recvmmsg */
+
+enum event_kind { EV_DATA = 1, EV_OPEN = 2, EV_CLOSE = 3 };
+enum direction { DIR_INGRESS = 0, DIR_EGRESS = 1 };
+enum role { ROLE_UNKNOWN = 0, ROLE_CLIENT = 1, ROLE_SERVER = 2 };
+/* Must match causeway_model::Syscall's order. */
+enum sc {
+	SC_READ, SC_WRITE, SC_READV, SC_WRITEV, SC_SENDTO, SC_RECVFROM,
+	SC_SENDMSG, SC_RECVMSG, SC_SENDMMSG, SC_RECVMMSG, SC_SENDFILE,
+	SC_CONNECT = 100, SC_ACCEPT = 101,
+};
+
+/* Wire layout shared with the Rust decoder (causeway-bpf/src/event.rs). */
+struct event_hdr {
+	u64 socket_id;
+	u64 enter_ns;
+	u64 exit_ns;
+	u64 trace_id;
+	u32 tgid;
+	u32 tid;
+	s32 fd;
+	u32 tcp_seq;
+	u32 total_len;
+	u32 cap_len;
+	u16 lport;
+	u16 rport;
+	u8 kind;
+	u8 direction;
+	u8 syscall;
+	u8 role;
+	u8 family;
+	u8 l4;
+	u8 pad[6];
+	u8 laddr[16];
+	u8 raddr[16];
+	char comm[16];
+};
+_Static_assert(sizeof(struct event_hdr) == 120, "event_hdr layout");
+
+/* Twice the cap, so an offset and a length each bounded by the cap always
+ * stay inside the buffer as far as the verifier can prove. */
+struct data_event {
+	struct event_hdr h;
+	u8 data[2 * MAX_PAYLOAD];
+};
+
+/* Set by the loader before load. */
+const volatile u32 self_tgid = 0;   /* the agent: never traced */
+const volatile u32 target_tgid = 0; /* 0: every process */
+const volatile u32 payload_cap = 1024;
+const volatile u64 trace_idle_ns = 60ULL * 1000000000ULL;
+
+/* Read by the agent. */
+u64 lost_events = 0;    /* ring buffer full */
+u64 next_socket_id = 0;
+u64 next_trace_id = 0;
+
+struct io_args {
+	u64 enter_ns;
+	u64 sk;
+	u64 buf;      /* read/write/sendto/recvfrom buffer, or iovec/msghdr/mmsghdr pointer */
+	u64 addr;     /* user sockaddr (sendto dest, recvfrom src) */
+	u32 count;    /* iovcnt / vlen */
+	s32 fd;
+	u8 syscall;
+	u8 direction;
+};
+
+struct sock_info {
+	u64 id;
+	u8 role;
+};
+
+struct trace_state {
+	u64 id;
+	u64 socket_id; /* socket of the inbound message that started it */
+	u64 last_ns;
+	u8 last_dir;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 16384);
+	__type(key, u64);
+	__type(value, struct io_args);
+} inflight SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 65536);
+	__type(key, u64); /* struct sock * */
+	__type(value, struct sock_info);
+} sockets SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 65536);
+	__type(key, u64); /* pid_tgid */
+	__type(value, struct trace_state);
+} thread_trace SEC(".maps");
+
+/* One event under construction per CPU (tracepoint programs do not migrate).
+ * A plain array indexed by CPU, since per-CPU values are capped at 32 KiB;
+ * the loader sizes it to the number of possible CPUs. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 256);
+	__type(key, u32);
+	__type(value, struct data_event);
+} scratch SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 64 * 1024 * 1024);
+} events SEC(".maps");
+
+static __always_inline bool skip_process(u64 pid_tgid)
+{
+	u32 tgid = pid_tgid >> 32;
+	if (tgid == self_tgid)
+		return true;
+	return target_tgid != 0 && tgid != target_tgid;
+}
+
+/* fd -> struct sock *, or 0 unless it is a TCP or UDP socket over IPv4/IPv6. */
+static __always_inline u64 fd_to_sock(s32 fd)
+{
+	if (fd < 0)
+		return 0;
+	struct task_struct *task = (void *)bpf_get_current_task();
+	struct fdtable *fdt = BPF_CORE_READ(task, files, fdt);
+	if (!fdt)
+		return 0;
+	if ((u32)fd >= BPF_CORE_READ(fdt, max_fds))
+		return 0;
+	struct file **fds = BPF_CORE_READ(fdt, fd);
+	struct file *f = 0;
+	bpf_probe_read_kernel(&f, sizeof(f), &fds[fd]);
+	if (!f)
+		return 0;
+	umode_t mode = BPF_CORE_READ(f, f_inode, i_mode);
+	if ((mode & S_IFMT) != S_IFSOCK)
+		return 0;
+	struct socket *sock = BPF_CORE_READ(f, private_data);
+	struct sock *sk = BPF_CORE_READ(sock, sk);
+	if (!sk)
+		return 0;
+	u16 family = BPF_CORE_READ(sk, __sk_common.skc_family);
+	if (family != AF_INET && family != AF_INET6)
+		return 0;
+	u16 proto = BPF_CORE_READ(sk, sk_protocol);
+	if (proto != IPPROTO_TCP && proto != IPPROTO_UDP)
+		return 0;
+	return (u64)sk;
+}
+
+static __always_inline struct sock_info *sock_lookup(u64 sk, u8 role, bool fresh)
+{
+	struct sock_info *info = fresh ? 0 : bpf_map_lookup_elem(&sockets, &sk);
+	if (info)
+		return info;
+	struct sock_info n = {
+		.id = __sync_fetch_and_add(&next_socket_id, 1) + 1,
+		.role = role,
+	};
+	bpf_map_update_elem(&sockets, &sk, &n, BPF_ANY);
+	return bpf_map_lookup_elem(&sockets, &sk);
+}
+
+static __always_inline void fill_tuple(struct event_hdr *h, u64 skp)
+{
+	struct sock *sk = (void *)skp;
+	u16 family = BPF_CORE_READ(sk, __sk_common.skc_family);
+	u16 proto = BPF_CORE_READ(sk, sk_protocol);
+	h->l4 = proto;
+	h->lport = BPF_CORE_READ(sk, __sk_common.skc_num);
+	u16 dport = BPF_CORE_READ(sk, __sk_common.skc_dport);
+	h->rport = __builtin_bswap16(dport);
+	if (family == AF_INET) {
+		h->family = 4;
+		u32 l = BPF_CORE_READ(sk, __sk_common.skc_rcv_saddr);
+		u32 r = BPF_CORE_READ(sk, __sk_common.skc_daddr);
+		__builtin_memcpy(h->laddr, &l, 4);
+		__builtin_memcpy(h->raddr, &r, 4);
+	} else {
+		h->family = 6;
+		BPF_CORE_READ_INTO(&h->laddr, sk, __sk_common.skc_v6_rcv_saddr);
+		BPF_CORE_READ_INTO(&h->raddr, sk, __sk_common.skc_v6_daddr);
+	}
+}
+
+/* Unconnected UDP has no peer in the socket: take it from the syscall's sockaddr. */
+static __always_inline void peer_from_sockaddr(struct event_hdr *h, u64 uaddr)
+{
+	if (!uaddr || h->rport != 0)
+		return;
+	unsigned short fam = 0;
+	bpf_probe_read_user(&fam, sizeof(fam), (void *)uaddr);
+	if (fam == AF_INET && h->family == 4) {
+		struct sockaddr_in sa = {};
+		bpf_probe_read_user(&sa, sizeof(sa), (void *)uaddr);
+		h->rport = __builtin_bswap16(sa.sin_port);
+		__builtin_memcpy(h->raddr, &sa.sin_addr, 4);
+	} else if (fam == AF_INET6 && h->family == 6) {
+		struct sockaddr_in6 sa = {};
+		bpf_probe_read_user(&sa, sizeof(sa), (void *)uaddr);
+		h->rport = __builtin_bswap16(sa.sin6_port);
+		__builtin_memcpy(h->raddr, sa.sin6_addr, 16);
+	}
+}
+
+/* The paper's systrace_id: an inbound message starts a new id for its thread
+ * (unless it continues the previous inbound one on the same socket); outbound
+ * messages carry the thread's current id, so a server's request and the
+ * downstream calls it makes before answering share it. */
+static __always_inline u64 syscall_trace_id(u64 pid_tgid, u8 dir, u64 socket_id, u64 now)
+{
+	struct trace_state *st = bpf_map_lookup_elem(&thread_trace, &pid_tgid);
+	if (st && now - st->last_ns < trace_idle_ns) {
+		bool same = dir == DIR_INGRESS ? (st->last_dir == DIR_INGRESS && st->socket_id == socket_id)
+					       : true;
+		if (same) {
+			st->last_ns = now;
+			st->last_dir = dir;
+			return st->id;
+		}
+	}
+	struct trace_state n = {
+		.id = __sync_fetch_and_add(&next_trace_id, 1) + 1,
+		.socket_id = socket_id,
+		.last_ns = now,
+		.last_dir = dir,
+	};
+	bpf_map_update_elem(&thread_trace, &pid_tgid, &n, BPF_ANY);
+	return n.id;
+}
+
+static __always_inline struct data_event *scratch_event(void)
+{
+	u32 cpu = bpf_get_smp_processor_id();
+	return bpf_map_lookup_elem(&scratch, &cpu);
+}
+
+static __always_inline u32 cap_of(u64 total)
+{
+	u32 cap = payload_cap;
+	if (cap > MAX_PAYLOAD)
+		cap = MAX_PAYLOAD;
+	if (total < cap)
+		cap = total;
+	return cap;
+}
+
+/* Copies up to `want` bytes spread over `iovcnt` user iovecs. */
+static __always_inline u32 copy_iov(struct data_event *e, u64 iovp, u64 iovcnt, u32 want)
+{
+	u64 off = 0;
+#pragma unroll
+	for (int i = 0; i < MAX_IOV; i++) {
+		if (i >= iovcnt || off >= want)
+			break;
+		struct iovec iov = {};
+		if (bpf_probe_read_user(&iov, sizeof(iov), (void *)(iovp + i * sizeof(struct iovec))))
+			break;
+		u64 n = iov.iov_len;
+		if (n > want - off)
+			n = want - off;
+		/* The verifier cannot relate off and n; bound each by the cap
+		 * (the buffer holds twice the cap) on the very registers used. */
+		barrier_var(off);
+		if (off > MAX_PAYLOAD)
+			break;
+		barrier_var(n);
+		if (n > MAX_PAYLOAD)
+			break;
+		if (bpf_probe_read_user(&e->data[off], n, iov.iov_base))
+			break;
+		off += n;
+	}
+	return off;
+}
+
+static __always_inline void submit(struct data_event *e)
+{
+	u64 n = e->h.cap_len;
+	barrier_var(n);
+	if (n > MAX_PAYLOAD)
+		n = MAX_PAYLOAD;
+	u64 size = sizeof(struct event_hdr) + n;
+	barrier_var(size);
+	if (size > sizeof(struct event_hdr) + MAX_PAYLOAD)
+		return;
+	if (bpf_ringbuf_output(&events, e, size, 0))
+		__sync_fetch_and_add(&lost_events, 1);
+}
+
+static __always_inline void fill_common(struct data_event *e, struct io_args *a, u64 pid_tgid,
+					struct sock_info *info, u64 now)
+{
+	struct event_hdr *h = &e->h;
+	h->kind = EV_DATA;
+	h->socket_id = info->id;
+	h->role = info->role;
+	h->enter_ns = a->enter_ns;
+	h->exit_ns = now;
+	h->tgid = pid_tgid >> 32;
+	h->tid = (u32)pid_tgid;
+	h->fd = a->fd;
+	h->syscall = a->syscall;
+	h->direction = a->direction;
+	bpf_get_current_comm(&h->comm, sizeof(h->comm));
+	fill_tuple(h, a->sk);
+}
+
+static __always_inline u32 tcp_seq_of(struct event_hdr *h, u64 skp, u32 moved)
+{
+	if (h->l4 != IPPROTO_TCP)
+		return 0;
+	struct tcp_sock *tp = (void *)skp;
+	/* Read after the syscall: the counters already include this call's bytes. */
+	u32 seq = h->direction == DIR_EGRESS ? BPF_CORE_READ(tp, write_seq) : BPF_CORE_READ(tp, copied_seq);
+	return seq - moved;
+}
+
+static __always_inline int on_enter(struct syscall_enter_ctx *ctx, u8 syscall, u8 dir)
+{
+	u64 pid_tgid = bpf_get_current_pid_tgid();
+	if (skip_process(pid_tgid))
+		return 0;
+	s32 fd = (s32)ctx->args[0];
+	u64 sk = fd_to_sock(fd);
+	if (!sk)
+		return 0;
+	struct io_args a = {
+		.enter_ns = bpf_ktime_get_ns(),
+		.sk = sk,
+		.buf = ctx->args[1],
+		.count = (u32)ctx->args[2],
+		.fd = fd,
+		.syscall = syscall,
+		.direction = dir,
+	};
+	if (syscall == SC_SENDTO || syscall == SC_RECVFROM)
+		a.addr = ctx->args[4];
+	bpf_map_update_elem(&inflight, &pid_tgid, &a, BPF_ANY);
+	return 0;
+}
+
+static __always_inline int on_exit(struct syscall_exit_ctx *ctx)
+{
+	u64 pid_tgid = bpf_get_current_pid_tgid();
+	struct io_args *ap = bpf_map_lookup_elem(&inflight, &pid_tgid);
+	if (!ap)
+		return 0;
+	struct io_args a = *ap;
+	bpf_map_delete_elem(&inflight, &pid_tgid);
+	long ret = ctx->ret;
+	if (ret <= 0)
+		return 0;
+	u64 now = bpf_ktime_get_ns();
+	struct sock_info *info = sock_lookup(a.sk, ROLE_UNKNOWN, false);
+	if (!info)
+		return 0;
+	struct data_event *e = scratch_event();
+	if (!e)
+		return 0;
+	fill_common(e, &a, pid_tgid, info, now);
+	u64 tid = syscall_trace_id(pid_tgid, a.direction, info->id, now);
+	e->h.trace_id = tid;
+
+	if (a.syscall == SC_SENDMMSG || a.syscall == SC_RECVMMSG) {
+		/* ret is the number of messages; each becomes one event. */
+		u32 seq_base = 0;
+		u64 moved_total = 0;
+		struct mmsghdr *vec = (void *)a.buf;
+#pragma unroll
+		for (int m = 0; m < MAX_MMSG; m++) {
+			if (m >= ret)
+				break;
+			struct mmsghdr mh = {};
+			if (bpf_probe_read_user(&mh, sizeof(mh), &vec[m]))
+				break;
+			moved_total += mh.msg_len;
+		}
+		if (e->h.l4 == IPPROTO_TCP)
+			seq_base = tcp_seq_of(&e->h, a.sk, moved_total);
+#pragma unroll
+		for (int m = 0; m < MAX_MMSG; m++) {
+			if (m >= ret)
+				break;
+			struct mmsghdr mh = {};
+			if (bpf_probe_read_user(&mh, sizeof(mh), &vec[m]))
+				break;
+			e->h.total_len = mh.msg_len;
+			e->h.tcp_seq = seq_base;
+			seq_base += mh.msg_len;
+			e->h.cap_len = copy_iov(e, (u64)mh.msg_hdr.msg_iov, mh.msg_hdr.msg_iovlen, cap_of(mh.msg_len));
+			peer_from_sockaddr(&e->h, (u64)mh.msg_hdr.msg_name);
+			submit(e);
+		}
+		return 0;
+	}
+
+	e->h.total_len = ret;
+	e->h.tcp_seq = tcp_seq_of(&e->h, a.sk, ret);
+	u32 want = cap_of(ret);
+	switch (a.syscall) {
+	case SC_READ:
+	case SC_WRITE:
+	case SC_SENDTO:
+	case SC_RECVFROM:
+		if (want > MAX_PAYLOAD)
+			want = MAX_PAYLOAD;
+		e->h.cap_len = bpf_probe_read_user(e->data, want, (void *)a.buf) ? 0 : want;
+		peer_from_sockaddr(&e->h, a.addr);
+		break;
+	case SC_READV:
+	case SC_WRITEV:
+		e->h.cap_len = copy_iov(e, a.buf, a.count, want);
+		break;
+	case SC_SENDMSG:
+	case SC_RECVMSG: {
+		struct user_msghdr mh = {};
+		if (bpf_probe_read_user(&mh, sizeof(mh), (void *)a.buf) == 0) {
+			e->h.cap_len = copy_iov(e, (u64)mh.msg_iov, mh.msg_iovlen, want);
+			peer_from_sockaddr(&e->h, (u64)mh.msg_name);
+		} else {
+			e->h.cap_len = 0;
+		}
+		break;
+	}
+	default: /* sendfile: bytes from a file, nothing to show */
+		e->h.cap_len = 0;
+		break;
+	}
+	submit(e);
+	return 0;
+}
+
+#define DATA_PROBES(name, sc, dir)                                              \
+	SEC("tracepoint/syscalls/sys_enter_" #name)                             \
+	int enter_##name(struct syscall_enter_ctx *ctx) { return on_enter(ctx, sc, dir); } \
+	SEC("tracepoint/syscalls/sys_exit_" #name)                              \
+	int exit_##name(struct syscall_exit_ctx *ctx) { return on_exit(ctx); }
+
+DATA_PROBES(read, SC_READ, DIR_INGRESS)
+DATA_PROBES(write, SC_WRITE, DIR_EGRESS)
+DATA_PROBES(readv, SC_READV, DIR_INGRESS)
+DATA_PROBES(writev, SC_WRITEV, DIR_EGRESS)
+DATA_PROBES(sendto, SC_SENDTO, DIR_EGRESS)
+DATA_PROBES(recvfrom, SC_RECVFROM, DIR_INGRESS)
+DATA_PROBES(sendmsg, SC_SENDMSG, DIR_EGRESS)
+DATA_PROBES(recvmsg, SC_RECVMSG, DIR_INGRESS)
+DATA_PROBES(sendmmsg, SC_SENDMMSG, DIR_EGRESS)
+DATA_PROBES(recvmmsg, SC_RECVMMSG, DIR_INGRESS)
+
+/* sendfile64(out_fd, in_fd, offset, count): the socket is args[0] like the rest. */
+DATA_PROBES(sendfile64, SC_SENDFILE, DIR_EGRESS)
+
+/* --- socket lifecycle: role and lifetime --- */
+
+static __always_inline void emit_lifecycle(u8 kind, u64 sk, struct sock_info *info, s32 fd, u64 pid_tgid)
+{
+	struct data_event *e = scratch_event();
+	if (!e)
+		return;
+	struct event_hdr *h = &e->h;
+	__builtin_memset(h, 0, sizeof(*h));
+	h->kind = kind;
+	h->socket_id = info->id;
+	h->role = info->role;
+	h->tgid = pid_tgid >> 32;
+	h->tid = (u32)pid_tgid;
+	h->fd = fd;
+	h->enter_ns = h->exit_ns = bpf_ktime_get_ns();
+	bpf_get_current_comm(&h->comm, sizeof(h->comm));
+	if (kind == EV_OPEN)
+		fill_tuple(h, sk);
+	if (bpf_ringbuf_output(&events, h, sizeof(*h), 0))
+		__sync_fetch_and_add(&lost_events, 1);
+}
+
+static __always_inline int lifecycle_enter(struct syscall_enter_ctx *ctx, u8 syscall)
+{
+	u64 pid_tgid = bpf_get_current_pid_tgid();
+	if (skip_process(pid_tgid))
+		return 0;
+	struct io_args a = {
+		.enter_ns = bpf_ktime_get_ns(),
+		.fd = (s32)ctx->args[0],
+		.syscall = syscall,
+	};
+	bpf_map_update_elem(&inflight, &pid_tgid, &a, BPF_ANY);
+	return 0;
+}
+
+static __always_inline int lifecycle_exit(struct syscall_exit_ctx *ctx)
+{
+	u64 pid_tgid = bpf_get_current_pid_tgid();
+	struct io_args *ap = bpf_map_lookup_elem(&inflight, &pid_tgid);
+	if (!ap)
+		return 0;
+	u8 syscall = ap->syscall;
+	s32 fd = ap->fd;
+	bpf_map_delete_elem(&inflight, &pid_tgid);
+	long ret = ctx->ret;
+	u8 role;
+	if (syscall == SC_CONNECT) {
+		if (ret != 0 && ret != -EINPROGRESS)
+			return 0;
+		role = ROLE_CLIENT;
+	} else {
+		if (ret < 0)
+			return 0;
+		fd = ret;
+		role = ROLE_SERVER;
+	}
+	u64 sk = fd_to_sock(fd);
+	if (!sk)
+		return 0;
+	/* A new connection always gets a new id, even if the kernel reuses the
+	 * struct sock of a socket whose close we did not see. */
+	struct sock_info *info = sock_lookup(sk, role, true);
+	if (info)
+		emit_lifecycle(EV_OPEN, sk, info, fd, pid_tgid);
+	return 0;
+}
+
+SEC("tracepoint/syscalls/sys_enter_connect")
+int enter_connect(struct syscall_enter_ctx *ctx) { return lifecycle_enter(ctx, SC_CONNECT); }
+SEC("tracepoint/syscalls/sys_exit_connect")
+int exit_connect(struct syscall_exit_ctx *ctx) { return lifecycle_exit(ctx); }
+SEC("tracepoint/syscalls/sys_enter_accept")
+int enter_accept(struct syscall_enter_ctx *ctx) { return lifecycle_enter(ctx, SC_ACCEPT); }
+SEC("tracepoint/syscalls/sys_exit_accept")
+int exit_accept(struct syscall_exit_ctx *ctx) { return lifecycle_exit(ctx); }
+SEC("tracepoint/syscalls/sys_enter_accept4")
+int enter_accept4(struct syscall_enter_ctx *ctx) { return lifecycle_enter(ctx, SC_ACCEPT); }
+SEC("tracepoint/syscalls/sys_exit_accept4")
+int exit_accept4(struct syscall_exit_ctx *ctx) { return lifecycle_exit(ctx); }
+
+SEC("tracepoint/syscalls/sys_enter_close")
+int enter_close(struct syscall_enter_ctx *ctx)
+{
+	u64 pid_tgid = bpf_get_current_pid_tgid();
+	if (skip_process(pid_tgid))
+		return 0;
+	u64 sk = fd_to_sock((s32)ctx->args[0]);
+	if (!sk)
+		return 0;
+	struct sock_info *info = bpf_map_lookup_elem(&sockets, &sk);
+	if (!info)
+		return 0;
+	emit_lifecycle(EV_CLOSE, sk, info, (s32)ctx->args[0], pid_tgid);
+	bpf_map_delete_elem(&sockets, &sk);
+	return 0;
+}
+
+char LICENSE[] SEC("license") = "GPL";

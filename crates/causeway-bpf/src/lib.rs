@@ -1,0 +1,204 @@
+//! Causeway's kernel side: the BPF programs that see every socket read and
+//! write on the host, their loading and attaching, and the decoding of what
+//! they report into [`causeway_model::SocketEvent`]s.
+//!
+//! This is the only crate with FFI. The programs live in `bpf/*.bpf.c`, are
+//! compiled by clang through libbpf-cargo at build time, and are loaded with
+//! libbpf-rs. Only syscall tracepoints are used: on the kernels Causeway
+//! targets kprobes and fentry are unavailable (DESIGN.md, section 3).
+
+mod event;
+mod preflight;
+
+pub use event::{decode, DecodeError, HEADER_LEN};
+pub use preflight::{preflight, PreflightError};
+
+use causeway_model::SocketEvent;
+use libbpf_rs::skel::{OpenSkel, Skel, SkelBuilder};
+use libbpf_rs::{MapCore, RingBufferBuilder};
+use std::cell::RefCell;
+use std::mem::MaybeUninit;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+#[allow(clippy::all, unused_imports, dead_code)]
+mod skel {
+    include!(concat!(env!("OUT_DIR"), "/causeway.skel.rs"));
+}
+#[allow(clippy::all, unused_imports, dead_code)]
+mod empty_skel {
+    include!(concat!(env!("OUT_DIR"), "/empty.skel.rs"));
+}
+
+/// Largest payload prefix the kernel side can capture per syscall.
+pub const MAX_PAYLOAD_CAP: u32 = 16384;
+/// Payload prefix captured per syscall unless configured otherwise.
+pub const DEFAULT_PAYLOAD_CAP: u32 = 1024;
+
+/// What to load.
+#[derive(Debug, Clone)]
+pub struct ProbeConfig {
+    /// Bytes of payload captured per syscall (at most [`MAX_PAYLOAD_CAP`]).
+    pub payload_cap: u32,
+    /// Trace only this process (by tgid); `None` traces every process.
+    pub target_pid: Option<u32>,
+    /// A thread's syscall trace id is not carried over a pause longer than this.
+    pub trace_idle: Duration,
+}
+
+impl Default for ProbeConfig {
+    fn default() -> Self {
+        ProbeConfig {
+            payload_cap: DEFAULT_PAYLOAD_CAP,
+            target_pid: None,
+            trace_idle: Duration::from_secs(60),
+        }
+    }
+}
+
+/// Why the probes could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error(transparent)]
+    Preflight(#[from] PreflightError),
+    #[error("payload cap {0} is outside 1..={MAX_PAYLOAD_CAP}")]
+    PayloadCap(u32),
+    #[error("{stage} failed: {source}")]
+    Libbpf {
+        stage: &'static str,
+        #[source]
+        source: libbpf_rs::Error,
+    },
+}
+
+fn stage(stage: &'static str) -> impl FnOnce(libbpf_rs::Error) -> LoadError {
+    move |source| LoadError::Libbpf { stage, source }
+}
+
+/// Counters the kernel side keeps.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct KernelCounters {
+    /// Events dropped because the ring buffer was full.
+    pub lost: u64,
+}
+
+/// The loaded and attached programs. Dropping it detaches them.
+pub struct Probes {
+    skel: skel::CausewaySkel<'static>,
+}
+
+impl Probes {
+    /// Checks prerequisites, loads the programs and attaches every tracepoint.
+    pub fn load(config: &ProbeConfig) -> Result<Probes, LoadError> {
+        if config.payload_cap == 0 || config.payload_cap > MAX_PAYLOAD_CAP {
+            return Err(LoadError::PayloadCap(config.payload_cap));
+        }
+        preflight()?;
+        // The skeleton borrows its object for as long as it lives; the probes
+        // live for the agent's lifetime, so the object slot is leaked once.
+        let object: &'static mut MaybeUninit<libbpf_rs::OpenObject> =
+            Box::leak(Box::new(MaybeUninit::uninit()));
+        let mut open = skel::CausewaySkelBuilder::default()
+            .open(object)
+            .map_err(stage("opening the BPF object"))?;
+        if let Some(ro) = open.maps.rodata_data.as_deref_mut() {
+            ro.self_tgid = std::process::id();
+            ro.target_tgid = config.target_pid.unwrap_or(0);
+            ro.payload_cap = config.payload_cap;
+            ro.trace_idle_ns = config.trace_idle.as_nanos().min(u64::MAX as u128) as u64;
+        }
+        let cpus = libbpf_rs::num_possible_cpus().map_err(stage("counting CPUs"))?;
+        open.maps
+            .scratch
+            .set_max_entries(cpus as u32)
+            .map_err(stage("sizing the scratch map"))?;
+        let mut skel = open.load().map_err(stage("loading the BPF programs"))?;
+        skel.attach().map_err(stage("attaching the tracepoints"))?;
+        Ok(Probes { skel })
+    }
+
+    /// Counters kept by the kernel side, read live.
+    pub fn counters(&self) -> KernelCounters {
+        let lost = self
+            .skel
+            .maps
+            .bss_data
+            .as_deref()
+            .map(|b| {
+                // SAFETY: bss is a live mmap of the map; a volatile read sees
+                // the kernel's updates and an aligned u64 read cannot tear.
+                unsafe { std::ptr::read_volatile(&b.lost_events) }
+            })
+            .unwrap_or(0);
+        KernelCounters { lost }
+    }
+
+    /// Delivers events to `sink` until `stop` is set, calling
+    /// [`EventSink::on_tick`] at least every `tick` so time-based work (timeouts,
+    /// flushes) runs even when no event arrives.
+    pub fn run(
+        &self,
+        sink: &mut dyn EventSink,
+        stop: &AtomicBool,
+        tick: Duration,
+    ) -> Result<(), libbpf_rs::Error> {
+        let sink = RefCell::new(sink);
+        let mut builder = RingBufferBuilder::new();
+        builder.add(&self.skel.maps.events, |record: &[u8]| {
+            let mut sink = sink.borrow_mut();
+            match decode(record) {
+                Ok(ev) => sink.on_event(ev),
+                Err(e) => sink.on_decode_error(e),
+            }
+            0
+        })?;
+        let ring = builder.build()?;
+        while !stop.load(Ordering::Relaxed) {
+            match ring.poll(tick) {
+                Ok(()) => {}
+                // A signal (Ctrl-C) interrupts epoll: check `stop` and go on.
+                Err(e) if e.kind() == libbpf_rs::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+            sink.borrow_mut().on_tick();
+        }
+        // Whatever is already in the ring belongs to the run.
+        ring.consume()?;
+        sink.borrow_mut().on_tick();
+        Ok(())
+    }
+
+    /// The ring buffer map, for callers that want to poll it themselves.
+    pub fn events_map(&self) -> &dyn MapCore {
+        &self.skel.maps.events
+    }
+}
+
+/// The consumer of decoded events.
+pub trait EventSink {
+    fn on_event(&mut self, event: SocketEvent<'_>);
+    /// Called between polls, at least once per tick.
+    fn on_tick(&mut self) {}
+    /// A record the decoder rejected; the default drops it.
+    fn on_decode_error(&mut self, _error: DecodeError) {}
+}
+
+/// Programs that do nothing, attached to the same tracepoints as [`Probes`]:
+/// the baseline of the per-syscall overhead benchmark.
+pub struct EmptyProbes {
+    _skel: empty_skel::EmptySkel<'static>,
+}
+
+impl EmptyProbes {
+    pub fn load() -> Result<EmptyProbes, LoadError> {
+        preflight()?;
+        let object: &'static mut MaybeUninit<libbpf_rs::OpenObject> =
+            Box::leak(Box::new(MaybeUninit::uninit()));
+        let open = empty_skel::EmptySkelBuilder::default()
+            .open(object)
+            .map_err(stage("opening the empty BPF object"))?;
+        let mut skel = open.load().map_err(stage("loading the empty programs"))?;
+        skel.attach().map_err(stage("attaching the empty programs"))?;
+        Ok(EmptyProbes { _skel: skel })
+    }
+}

@@ -1,0 +1,15 @@
+//! The data model every Causeway stage speaks: what the kernel saw on a socket
+//! ([`SocketEvent`]), and what the agent made of it ([`Span`]).
+//!
+//! Types here carry no behaviour beyond small conversions, so that the kernel
+//! side, the parsers and the span builders can each depend on the model without
+//! depending on one another (DESIGN.md, section 2).
+
+mod event;
+mod span;
+
+pub use event::{
+    Comm, DataEvent, Direction, FiveTuple, L4Protocol, SocketClose, SocketEvent, SocketOpen,
+    SocketRole, Syscall,
+};
+pub use span::{L7Protocol, ObservationPoint, ResponseStatus, Span};

@@ -1,0 +1,135 @@
+//! A span: one request paired with its response, as one observation point saw
+//! it (DeepFlow's `l7_flow_log`).
+
+use serde::Serialize;
+use std::fmt;
+
+/// The application protocol of a span.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum L7Protocol {
+    #[default]
+    Unknown,
+    /// HTTP/1.0 and HTTP/1.1.
+    Http,
+}
+
+impl L7Protocol {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            L7Protocol::Unknown => "unknown",
+            L7Protocol::Http => "http",
+        }
+    }
+
+    /// Parses the names users type (`http`, `http1`).
+    pub fn from_name(name: &str) -> Option<L7Protocol> {
+        match name.to_ascii_lowercase().as_str() {
+            "http" | "http1" | "http/1" | "http/1.1" => Some(L7Protocol::Http),
+            "unknown" => Some(L7Protocol::Unknown),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for L7Protocol {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Where the span was observed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ObservationPoint {
+    /// In the process that sent the request.
+    Client,
+    /// In the process that received the request.
+    Server,
+    /// On the wire (packet capture).
+    Network,
+}
+
+impl ObservationPoint {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            ObservationPoint::Client => "client",
+            ObservationPoint::Server => "server",
+            ObservationPoint::Network => "network",
+        }
+    }
+}
+
+/// The outcome class of a span.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ResponseStatus {
+    Ok,
+    ClientError,
+    ServerError,
+    /// No response arrived within the pairing window.
+    Timeout,
+    Unknown,
+}
+
+impl ResponseStatus {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            ResponseStatus::Ok => "ok",
+            ResponseStatus::ClientError => "client_error",
+            ResponseStatus::ServerError => "server_error",
+            ResponseStatus::Timeout => "timeout",
+            ResponseStatus::Unknown => "unknown",
+        }
+    }
+}
+
+/// One request and its response, seen at one observation point.
+///
+/// `src` is always the client side and `dst` the server side, whichever
+/// process observed the span. Times are wall-clock microseconds since the
+/// Unix epoch.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Span {
+    pub protocol: L7Protocol,
+    /// Protocol version as it appeared (`1.1`).
+    pub version: String,
+    pub observation_point: ObservationPoint,
+    pub pid: u32,
+    pub comm: String,
+    pub tid_req: u32,
+    pub tid_resp: u32,
+    pub socket_id: u64,
+    pub l4_protocol: crate::L4Protocol,
+    pub src_ip: String,
+    pub src_port: u16,
+    pub dst_ip: String,
+    pub dst_port: u16,
+    /// Method, command or API name.
+    pub request_type: String,
+    /// Host, database, topic.
+    pub request_domain: String,
+    /// Path, statement, key.
+    pub request_resource: String,
+    pub user_agent: String,
+    pub response_code: Option<i32>,
+    pub response_status: ResponseStatus,
+    pub start_time_us: u64,
+    pub end_time_us: u64,
+    pub duration_us: u64,
+    /// Bytes of the whole request message (head and body), over all syscalls.
+    pub request_length: u64,
+    /// Bytes of the whole response message.
+    pub response_length: u64,
+    pub req_tcp_seq: u32,
+    pub resp_tcp_seq: u32,
+    pub syscall_trace_id_req: u64,
+    pub syscall_trace_id_resp: u64,
+    /// X-Request-ID of the request.
+    pub x_request_id: String,
+    /// X-Request-ID of the response.
+    pub x_request_id_resp: String,
+    pub trace_id: String,
+    pub span_id: String,
+    pub parent_span_id: String,
+}
