@@ -1,0 +1,239 @@
+//! Messages: what the assembler makes of a run of syscalls in one direction.
+//!
+//! Only the first syscall of a message is parsed, into a [`MessageHead`];
+//! later syscalls of the same message only add to its length and end time.
+
+use causeway_l7::http1;
+use causeway_l7::infer::MessageKind;
+use causeway_model::{Comm, DataEvent, Direction, FiveTuple, L7Protocol, ResponseStatus};
+
+/// What a parser read from the head of one message: the few fields a span
+/// needs, owned, because the message outlives the ring buffer record.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct MessageHead {
+    pub version: String,
+    /// Requests: method.
+    pub request_type: String,
+    /// Requests: host.
+    pub request_domain: String,
+    /// Requests: path.
+    pub request_resource: String,
+    pub user_agent: String,
+    /// Responses: status code.
+    pub response_code: Option<i32>,
+    pub response_status: Option<ResponseStatus>,
+    pub x_request_id: String,
+    pub trace_id: String,
+    pub span_id: String,
+    pub parent_span_id: String,
+    /// Bytes the message takes on the wire, when its head says.
+    pub message_len: Option<u64>,
+    /// An interim response (1xx but 101): it does not answer the request.
+    pub interim: bool,
+    /// The connection stops speaking this protocol after this message (101).
+    pub upgrade: bool,
+    /// A request whose response has no body (HEAD).
+    pub bodiless_response: bool,
+}
+
+/// Why a payload gave no head.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HeadError {
+    /// The protocol has no parser (yet).
+    Unsupported,
+    /// The parser rejected the bytes.
+    Parse(http1::ParseError),
+}
+
+fn owned(s: Option<&str>) -> String {
+    s.map(str::to_owned).unwrap_or_default()
+}
+
+/// Parses the head of a message of a known protocol and kind.
+///
+/// `head_request` says the request this response answers was a HEAD, which
+/// changes where the response ends.
+pub fn parse_head(
+    protocol: L7Protocol,
+    kind: MessageKind,
+    payload: &[u8],
+    head_request: bool,
+) -> Result<MessageHead, HeadError> {
+    match protocol {
+        L7Protocol::Http => match kind {
+            MessageKind::Request => {
+                let r = http1::parse_request(payload).map_err(HeadError::Parse)?;
+                let trace = r.trace.trace_context().unwrap_or_default();
+                Ok(MessageHead {
+                    version: format!("1.{}", r.minor_version),
+                    request_type: r.method.to_owned(),
+                    request_domain: owned(r.host),
+                    request_resource: r.target.to_owned(),
+                    user_agent: owned(r.user_agent),
+                    x_request_id: owned(r.x_request_id),
+                    trace_id: trace.trace_id.into_owned(),
+                    span_id: trace.span_id.into_owned(),
+                    parent_span_id: trace.parent_span_id.into_owned(),
+                    message_len: r.message_len(),
+                    bodiless_response: r.method == "HEAD",
+                    ..MessageHead::default()
+                })
+            }
+            MessageKind::Response => {
+                let r = http1::parse_response(payload).map_err(HeadError::Parse)?;
+                let trace = r.trace.trace_context().unwrap_or_default();
+                Ok(MessageHead {
+                    version: format!("1.{}", r.minor_version),
+                    response_code: Some(r.status as i32),
+                    response_status: Some(http1::status_class(r.status)),
+                    x_request_id: owned(r.x_request_id),
+                    trace_id: trace.trace_id.into_owned(),
+                    span_id: trace.span_id.into_owned(),
+                    parent_span_id: trace.parent_span_id.into_owned(),
+                    message_len: r.message_len(head_request),
+                    interim: (100..200).contains(&r.status) && r.status != 101,
+                    upgrade: r.status == 101,
+                    ..MessageHead::default()
+                })
+            }
+        },
+        L7Protocol::Unknown => Err(HeadError::Unsupported),
+    }
+}
+
+/// Whether a message of this protocol and kind could end without its length
+/// being known up front, and these bytes mark the end.
+pub fn ends_message(protocol: L7Protocol, payload: &[u8]) -> bool {
+    match protocol {
+        L7Protocol::Http => http1::ends_chunked_body(payload),
+        L7Protocol::Unknown => false,
+    }
+}
+
+/// One message, assembled from one or more syscalls in one direction.
+#[derive(Debug, Clone)]
+pub struct Message {
+    pub protocol: L7Protocol,
+    pub kind: MessageKind,
+    pub head: MessageHead,
+    pub direction: Direction,
+    pub socket_id: u64,
+    pub pid: u32,
+    pub tid: u32,
+    pub comm: Comm,
+    pub tuple: FiveTuple,
+    /// When its first byte was there (monotonic ns).
+    pub start_ns: u64,
+    /// When its last syscall returned (monotonic ns).
+    pub end_ns: u64,
+    pub tcp_seq: u32,
+    pub syscall_trace_id: u64,
+    /// Bytes seen so far, over all its syscalls.
+    pub length: u64,
+}
+
+impl Message {
+    /// A message that starts `offset` bytes into the syscall of `e` and takes
+    /// `length` of its bytes.
+    pub fn start(
+        e: &DataEvent<'_>,
+        protocol: L7Protocol,
+        kind: MessageKind,
+        head: MessageHead,
+        offset: u64,
+        length: u64,
+    ) -> Message {
+        Message {
+            protocol,
+            kind,
+            head,
+            direction: e.direction,
+            socket_id: e.socket_id,
+            pid: e.pid,
+            tid: e.tid,
+            comm: e.comm,
+            tuple: e.tuple,
+            start_ns: e.data_ns(),
+            end_ns: e.exit_ns,
+            tcp_seq: e.tcp_seq.wrapping_add(offset as u32),
+            syscall_trace_id: e.syscall_trace_id,
+            length,
+        }
+    }
+
+    /// Bytes still expected, if the head told the length.
+    pub fn remaining(&self) -> Option<u64> {
+        self.head
+            .message_len
+            .map(|total| total.saturating_sub(self.length))
+    }
+
+    /// Whether every byte the head announced has been seen.
+    pub fn is_complete(&self) -> bool {
+        self.remaining() == Some(0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn request_head_fields() {
+        let h = parse_head(
+            L7Protocol::Http,
+            MessageKind::Request,
+            b"POST /api/x HTTP/1.1\r\nHost: shop\r\nContent-Length: 5\r\nX-Request-ID: abc\r\n\
+              traceparent: 00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01\r\n\r\nhello",
+            false,
+        )
+        .unwrap();
+        assert_eq!(h.request_type, "POST");
+        assert_eq!(h.request_domain, "shop");
+        assert_eq!(h.request_resource, "/api/x");
+        assert_eq!(h.x_request_id, "abc");
+        assert_eq!(h.trace_id, "0af7651916cd43dd8448eb211c80319c");
+        assert_eq!(h.span_id, "b7ad6b7169203331");
+        assert_eq!(h.version, "1.1");
+        let head_len = h.message_len.unwrap() - 5;
+        assert!(head_len > 0);
+    }
+
+    #[test]
+    fn response_to_head_has_no_body() {
+        let resp = b"HTTP/1.1 200 OK\r\nContent-Length: 500\r\n\r\n";
+        let h = parse_head(L7Protocol::Http, MessageKind::Response, resp, true).unwrap();
+        assert_eq!(h.message_len, Some(resp.len() as u64));
+        let h = parse_head(L7Protocol::Http, MessageKind::Response, resp, false).unwrap();
+        assert_eq!(h.message_len, Some(resp.len() as u64 + 500));
+        assert_eq!(h.response_status, Some(ResponseStatus::Ok));
+    }
+
+    #[test]
+    fn interim_and_upgrade() {
+        let h = parse_head(
+            L7Protocol::Http,
+            MessageKind::Response,
+            b"HTTP/1.1 100 Continue\r\n\r\n",
+            false,
+        )
+        .unwrap();
+        assert!(h.interim);
+        let h = parse_head(
+            L7Protocol::Http,
+            MessageKind::Response,
+            b"HTTP/1.1 101 Switching Protocols\r\n\r\n",
+            false,
+        )
+        .unwrap();
+        assert!(h.upgrade && !h.interim);
+    }
+
+    #[test]
+    fn garbage_is_a_typed_error() {
+        let e = parse_head(L7Protocol::Http, MessageKind::Request, b"\x00\x01", false);
+        assert!(matches!(e, Err(HeadError::Parse(_))));
+        let e = parse_head(L7Protocol::Unknown, MessageKind::Request, b"x", false);
+        assert_eq!(e, Err(HeadError::Unsupported));
+    }
+}

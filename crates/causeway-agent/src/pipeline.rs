@@ -1,0 +1,472 @@
+//! The socket table, message assembly and session pairing, fed one event at
+//! a time.
+//!
+//! Assembly rule (the paper's "only the first syscall of a message is
+//! parsed"): a syscall starts a new message when its socket has no message in
+//! progress in that direction, or the message in progress is complete, or its
+//! length was unknown and these bytes start a new message. Otherwise its bytes
+//! are counted into the message in progress. A head that announces its length
+//! lets one syscall hold several pipelined messages, each parsed at its exact
+//! offset while it lies inside the captured prefix.
+//!
+//! Pairing is serial (HTTP/1): the oldest request waiting on a socket takes
+//! the next final response. A request left unanswered past the timeout window,
+//! or when its socket closes, becomes a timeout span.
+
+use crate::clock::WallClock;
+use crate::filter::EventFilter;
+use crate::message::{ends_message, parse_head, HeadError, Message};
+use causeway_bpf::{DecodeError, EventSink};
+use causeway_l7::infer::{infer, MessageKind};
+use causeway_model::{
+    DataEvent, Direction, L7Protocol, ObservationPoint, ResponseStatus, SocketEvent, Span,
+};
+use std::collections::{HashMap, VecDeque};
+use std::time::Duration;
+
+/// Where finished spans go.
+pub trait SpanSink {
+    fn on_span(&mut self, span: Span);
+}
+
+impl<F: FnMut(Span)> SpanSink for F {
+    fn on_span(&mut self, span: Span) {
+        self(span)
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct PipelineConfig {
+    pub filter: EventFilter,
+    /// An unanswered request becomes a timeout span after this long.
+    pub request_timeout: Duration,
+    /// A message of unknown length is closed after this long without bytes.
+    pub idle_flush: Duration,
+    /// A socket without traffic for this long is forgotten.
+    pub socket_idle_evict: Duration,
+    /// Requests waiting on one socket; past this the oldest is dropped (counted).
+    pub max_pending_per_socket: usize,
+    /// Inference gives up on a socket after this many unrecognised messages.
+    pub max_infer_failures: u8,
+}
+
+impl Default for PipelineConfig {
+    fn default() -> Self {
+        PipelineConfig {
+            filter: EventFilter::default(),
+            request_timeout: Duration::from_secs(60),
+            idle_flush: Duration::from_millis(500),
+            socket_idle_evict: Duration::from_secs(300),
+            max_pending_per_socket: 256,
+            max_infer_failures: 8,
+        }
+    }
+}
+
+/// What the pipeline did; every event and message is accounted for here.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// Records received from the kernel (all kinds).
+    pub events: u64,
+    /// Records the kernel dropped because the ring buffer was full.
+    pub kernel_lost: u64,
+    /// Records that did not decode.
+    pub decode_errors: u64,
+    /// Data events that passed the filter.
+    pub data_events: u64,
+    pub sockets_opened: u64,
+    pub sockets_closed: u64,
+    /// Messages assembled (heads parsed).
+    pub messages: u64,
+    /// Syscalls whose bytes no known protocol claimed.
+    pub unrecognised: u64,
+    /// Heads a parser rejected.
+    pub parse_errors: u64,
+    pub spans: u64,
+    pub timeouts: u64,
+    /// Responses with no request waiting (e.g. the request predates the agent).
+    pub orphan_responses: u64,
+    /// Requests dropped because too many were waiting on one socket.
+    pub pending_dropped: u64,
+    /// 1xx interim responses, which answer nothing.
+    pub interim_responses: u64,
+}
+
+#[derive(Debug, Default)]
+struct SocketState {
+    protocol: Option<L7Protocol>,
+    /// Not parsed any more: upgraded, or nothing we know.
+    opaque: bool,
+    infer_failures: u8,
+    /// The message in progress per direction (index: [`dir_index`]).
+    current: [Option<Message>; 2],
+    /// Requests waiting for their response, oldest first.
+    pending: VecDeque<Message>,
+    last_ns: u64,
+}
+
+fn dir_index(d: Direction) -> usize {
+    match d {
+        Direction::Ingress => 0,
+        Direction::Egress => 1,
+    }
+}
+
+/// The whole user-space capture pipeline.
+/// The whole user-space capture pipeline.
+pub struct Pipeline {
+    /// The socket table, apart from the rest so both can be borrowed at once.
+    sockets: HashMap<u64, SocketState>,
+    core: Core,
+    last_sweep_ns: u64,
+}
+
+/// Assembly, pairing and span building: everything but the socket table.
+struct Core {
+    config: PipelineConfig,
+    wall: WallClock,
+    stats: Stats,
+}
+
+impl Pipeline {
+    pub fn new(config: PipelineConfig, wall: WallClock) -> Pipeline {
+        Pipeline {
+            sockets: HashMap::new(),
+            core: Core {
+                config,
+                wall,
+                stats: Stats::default(),
+            },
+            last_sweep_ns: 0,
+        }
+    }
+
+    pub fn stats(&self) -> &Stats {
+        &self.core.stats
+    }
+
+    /// Sockets currently tracked.
+    pub fn sockets(&self) -> usize {
+        self.sockets.len()
+    }
+
+    pub fn note_kernel_lost(&mut self, lost: u64) {
+        self.core.stats.kernel_lost = lost;
+    }
+
+    pub fn note_decode_error(&mut self) {
+        self.core.stats.decode_errors += 1;
+    }
+
+    pub fn on_event(&mut self, event: SocketEvent<'_>, sink: &mut dyn SpanSink) {
+        let core = &mut self.core;
+        core.stats.events += 1;
+        match event {
+            SocketEvent::Data(e) => {
+                if core.config.filter.matches(&e) {
+                    core.stats.data_events += 1;
+                    let s = self.sockets.entry(e.socket_id).or_default();
+                    s.last_ns = e.exit_ns;
+                    if !s.opaque {
+                        core.assemble(s, &e, sink);
+                    }
+                }
+            }
+            SocketEvent::Open(o) => {
+                core.stats.sockets_opened += 1;
+                // Socket ids are never reused, so an open starts a fresh state.
+                self.sockets.insert(
+                    o.socket_id,
+                    SocketState {
+                        last_ns: o.ts_ns,
+                        ..SocketState::default()
+                    },
+                );
+            }
+            SocketEvent::Close(c) => {
+                core.stats.sockets_closed += 1;
+                if let Some(mut s) = self.sockets.remove(&c.socket_id) {
+                    for d in 0..2 {
+                        if let Some(m) = s.current[d].take() {
+                            core.finish(&mut s, m, sink);
+                        }
+                    }
+                    while let Some(req) = s.pending.pop_front() {
+                        core.emit(req, None, sink);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Time-driven work: idle messages are closed, unanswered requests time
+    /// out, idle sockets are forgotten. `now_ns` is the monotonic clock.
+    pub fn tick(&mut self, now_ns: u64, sink: &mut dyn SpanSink) {
+        // Sweeping every socket is linear; a few times a second is plenty.
+        if now_ns.saturating_sub(self.last_sweep_ns) < 100_000_000 {
+            return;
+        }
+        self.last_sweep_ns = now_ns;
+        let core = &mut self.core;
+        let idle_flush = core.config.idle_flush.as_nanos() as u64;
+        let timeout = core.config.request_timeout.as_nanos() as u64;
+        let evict = core.config.socket_idle_evict.as_nanos() as u64;
+        self.sockets.retain(|_, s| {
+            for d in 0..2 {
+                let idle = s.current[d]
+                    .as_ref()
+                    .is_some_and(|m| now_ns.saturating_sub(m.end_ns) >= idle_flush);
+                if idle {
+                    if let Some(m) = s.current[d].take() {
+                        core.finish(s, m, sink);
+                    }
+                }
+            }
+            while s
+                .pending
+                .front()
+                .is_some_and(|r| now_ns.saturating_sub(r.start_ns) >= timeout)
+            {
+                if let Some(req) = s.pending.pop_front() {
+                    core.emit(req, None, sink);
+                }
+            }
+            let forget = s.pending.is_empty()
+                && s.current.iter().all(Option::is_none)
+                && now_ns.saturating_sub(s.last_ns) >= evict;
+            !forget
+        });
+    }
+}
+
+impl Core {
+    fn assemble(&mut self, s: &mut SocketState, e: &DataEvent<'_>, sink: &mut dyn SpanSink) {
+        let d = dir_index(e.direction);
+        // The other side speaking ends its message, unless that message
+        // still awaits bytes it announced (a request body after 100 Continue).
+        if let Some(m) = s.current[1 - d].take() {
+            if m.remaining().is_some_and(|r| r > 0) {
+                s.current[1 - d] = Some(m);
+            } else {
+                self.finish(s, m, sink);
+            }
+        }
+        let total = e.total_len as u64;
+        if let Some(mut m) = s.current[d].take() {
+            match m.remaining() {
+                Some(r) => {
+                    let take = r.min(total);
+                    m.length += take;
+                    m.end_ns = e.exit_ns;
+                    if m.is_complete() {
+                        self.finish(s, m, sink);
+                        if take < total {
+                            // The rest of this syscall is the next message.
+                            self.parse_from(s, e, take, sink);
+                        }
+                    } else {
+                        s.current[d] = Some(m);
+                    }
+                    return;
+                }
+                None => {
+                    let starts_new = infer(e.payload).is_some_and(|(p, _)| Some(p) == s.protocol);
+                    if !starts_new {
+                        m.length += total;
+                        m.end_ns = e.exit_ns;
+                        let whole = e.payload.len() as u64 == total;
+                        if whole && ends_message(m.protocol, e.payload) {
+                            self.finish(s, m, sink);
+                        } else {
+                            s.current[d] = Some(m);
+                        }
+                        return;
+                    }
+                    self.finish(s, m, sink);
+                }
+            }
+        }
+        self.parse_from(s, e, 0, sink);
+    }
+
+    /// Parses messages that start `offset` bytes into the syscall.
+    fn parse_from(
+        &mut self,
+        s: &mut SocketState,
+        e: &DataEvent<'_>,
+        mut offset: u64,
+        sink: &mut dyn SpanSink,
+    ) {
+        let total = e.total_len as u64;
+        let d = dir_index(e.direction);
+        while offset < total {
+            // Bytes past the captured prefix cannot be parsed.
+            let Some(buf) = e.payload.get(offset as usize..).filter(|b| !b.is_empty()) else {
+                return;
+            };
+            let Some((protocol, kind)) = infer(buf) else {
+                self.stats.unrecognised += 1;
+                if s.protocol.is_none() {
+                    s.infer_failures = s.infer_failures.saturating_add(1);
+                    if s.infer_failures >= self.config.max_infer_failures {
+                        s.opaque = true;
+                    }
+                }
+                return;
+            };
+            s.protocol = Some(protocol);
+            let head_request = kind == MessageKind::Response
+                && s.pending.front().is_some_and(|r| r.head.bodiless_response);
+            let head = match parse_head(protocol, kind, buf, head_request) {
+                Ok(h) => h,
+                Err(HeadError::Parse(_)) => {
+                    self.stats.parse_errors += 1;
+                    return;
+                }
+                Err(HeadError::Unsupported) => {
+                    self.stats.unrecognised += 1;
+                    return;
+                }
+            };
+            self.stats.messages += 1;
+            let avail = total - offset;
+            let length = head.message_len.map_or(avail, |n| n.min(avail));
+            let m = Message::start(e, protocol, kind, head, offset, length);
+            if m.is_complete() {
+                self.finish(s, m, sink);
+                offset += length;
+                continue;
+            }
+            let whole = e.payload.len() as u64 == total;
+            if m.remaining().is_none() && whole && ends_message(protocol, buf) {
+                self.finish(s, m, sink);
+            } else {
+                s.current[d] = Some(m);
+            }
+            return;
+        }
+    }
+
+    /// A message is done: queue a request, or pair a response.
+    fn finish(&mut self, s: &mut SocketState, m: Message, sink: &mut dyn SpanSink) {
+        match m.kind {
+            MessageKind::Request => {
+                if s.pending.len() >= self.config.max_pending_per_socket {
+                    s.pending.pop_front();
+                    self.stats.pending_dropped += 1;
+                }
+                s.pending.push_back(m);
+            }
+            MessageKind::Response => {
+                if m.head.interim {
+                    self.stats.interim_responses += 1;
+                    return;
+                }
+                if m.head.upgrade {
+                    s.opaque = true;
+                }
+                match s.pending.pop_front() {
+                    Some(req) => self.emit(req, Some(m), sink),
+                    None => self.stats.orphan_responses += 1,
+                }
+            }
+        }
+    }
+
+    fn emit(&mut self, req: Message, resp: Option<Message>, sink: &mut dyn SpanSink) {
+        self.stats.spans += 1;
+        let observation_point = match req.direction {
+            Direction::Egress => ObservationPoint::Client,
+            Direction::Ingress => ObservationPoint::Server,
+        };
+        let (client, server) = match observation_point {
+            ObservationPoint::Client => (req.tuple.local, req.tuple.remote),
+            _ => (req.tuple.remote, req.tuple.local),
+        };
+        let response_status = match &resp {
+            None => {
+                self.stats.timeouts += 1;
+                ResponseStatus::Timeout
+            }
+            Some(r) => r.head.response_status.unwrap_or(ResponseStatus::Unknown),
+        };
+        let start_time_us = self.wall.to_wall_us(req.start_ns);
+        let end_ns = resp
+            .as_ref()
+            .map_or(req.end_ns, |r| r.end_ns.max(req.start_ns));
+        let end_time_us = self.wall.to_wall_us(end_ns);
+        let pick = |a: &str, b: Option<&str>| -> String {
+            if a.is_empty() {
+                b.unwrap_or_default().to_owned()
+            } else {
+                a.to_owned()
+            }
+        };
+        let rh = resp.as_ref().map(|r| &r.head);
+        let span = Span {
+            protocol: req.protocol,
+            version: req.head.version.clone(),
+            observation_point,
+            pid: req.pid,
+            comm: req.comm.as_str().to_owned(),
+            tid_req: req.tid,
+            tid_resp: resp.as_ref().map_or(0, |r| r.tid),
+            socket_id: req.socket_id,
+            l4_protocol: req.tuple.l4,
+            src_ip: client.ip().to_string(),
+            src_port: client.port(),
+            dst_ip: server.ip().to_string(),
+            dst_port: server.port(),
+            trace_id: pick(&req.head.trace_id, rh.map(|h| h.trace_id.as_str())),
+            span_id: pick(&req.head.span_id, rh.map(|h| h.span_id.as_str())),
+            parent_span_id: pick(
+                &req.head.parent_span_id,
+                rh.map(|h| h.parent_span_id.as_str()),
+            ),
+            request_type: req.head.request_type,
+            request_domain: req.head.request_domain,
+            request_resource: req.head.request_resource,
+            user_agent: req.head.user_agent,
+            response_code: rh.and_then(|h| h.response_code),
+            response_status,
+            start_time_us,
+            end_time_us,
+            duration_us: end_time_us.saturating_sub(start_time_us),
+            request_length: req.length,
+            response_length: resp.as_ref().map_or(0, |r| r.length),
+            req_tcp_seq: req.tcp_seq,
+            resp_tcp_seq: resp.as_ref().map_or(0, |r| r.tcp_seq),
+            syscall_trace_id_req: req.syscall_trace_id,
+            syscall_trace_id_resp: resp.as_ref().map_or(0, |r| r.syscall_trace_id),
+            x_request_id: req.head.x_request_id,
+            x_request_id_resp: rh.map(|h| h.x_request_id.clone()).unwrap_or_default(),
+        };
+        sink.on_span(span);
+    }
+}
+
+/// Connects a [`Pipeline`] to the kernel side: decoded events in, spans out
+/// to `sink`, clocks read here so the pipeline itself stays pure.
+pub struct ProbeDriver<'a> {
+    pub pipeline: &'a mut Pipeline,
+    pub sink: &'a mut dyn SpanSink,
+    pub lost: &'a dyn Fn() -> u64,
+}
+
+impl EventSink for ProbeDriver<'_> {
+    fn on_event(&mut self, event: SocketEvent<'_>) {
+        self.pipeline.on_event(event, self.sink);
+    }
+
+    fn on_tick(&mut self) {
+        self.pipeline.note_kernel_lost((self.lost)());
+        self.pipeline.tick(WallClock::monotonic_ns(), self.sink);
+    }
+
+    fn on_decode_error(&mut self, _error: DecodeError) {
+        self.pipeline.note_decode_error();
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,287 @@
+//! The assembly and pairing rules, driven by synthetic events.
+
+use super::*;
+use causeway_model::{Comm, FiveTuple, L4Protocol, SocketClose, SocketRole, Syscall};
+
+const CLIENT: &str = "127.0.0.1:40000";
+const SERVER: &str = "127.0.0.1:8080";
+
+struct Feed {
+    p: Pipeline,
+    spans: Vec<Span>,
+    now: u64,
+    seq: [u32; 2],
+}
+
+impl Feed {
+    fn new() -> Feed {
+        Feed::with(PipelineConfig::default())
+    }
+    fn with(config: PipelineConfig) -> Feed {
+        Feed {
+            p: Pipeline::new(config, WallClock::identity()),
+            spans: Vec::new(),
+            now: 1_000_000_000,
+            seq: [1000, 5000],
+        }
+    }
+
+    /// One syscall on socket 1 seen in the *server* process.
+    fn server(&mut self, dir: Direction, total: usize, payload: &[u8]) {
+        self.event(1, dir, total, payload, SERVER, CLIENT);
+    }
+
+    /// One syscall on socket 2 seen in the *client* process.
+    fn client(&mut self, dir: Direction, total: usize, payload: &[u8]) {
+        self.event(2, dir, total, payload, CLIENT, SERVER);
+    }
+
+    fn event(&mut self, sock: u64, dir: Direction, total: usize, payload: &[u8], l: &str, r: &str) {
+        self.now += 1000;
+        let seq = &mut self.seq[dir_index(dir)];
+        let e = DataEvent {
+            pid: 10,
+            tid: 11,
+            comm: Comm::from_str_lossy("srv"),
+            socket_id: sock,
+            role: SocketRole::Unknown,
+            tuple: FiveTuple {
+                l4: L4Protocol::Tcp,
+                local: l.parse().unwrap(),
+                remote: r.parse().unwrap(),
+            },
+            tcp_seq: *seq,
+            direction: dir,
+            enter_ns: self.now,
+            exit_ns: self.now + 10,
+            syscall_trace_id: 77,
+            syscall: Syscall::Read,
+            fd: 3,
+            total_len: total as u32,
+            payload,
+        };
+        *seq = seq.wrapping_add(total as u32);
+        self.p.on_event(SocketEvent::Data(e), &mut self.spans);
+    }
+
+    fn close(&mut self, sock: u64) {
+        let c = SocketClose {
+            pid: 10,
+            socket_id: sock,
+            ts_ns: self.now,
+        };
+        self.p.on_event(SocketEvent::Close(c), &mut self.spans);
+    }
+
+    fn tick_after(&mut self, d: Duration) {
+        self.now += d.as_nanos() as u64;
+        self.p.tick(self.now, &mut self.spans);
+    }
+}
+
+impl SpanSink for Vec<Span> {
+    fn on_span(&mut self, span: Span) {
+        self.push(span)
+    }
+}
+
+const GET: &[u8] = b"GET /a HTTP/1.1\r\nHost: x\r\n\r\n";
+const OK5: &[u8] = b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello";
+
+#[test]
+fn keep_alive_requests_pair_in_order() {
+    let mut f = Feed::new();
+    for path in ["/a", "/b", "/c"] {
+        let req = format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n");
+        f.server(Direction::Ingress, req.len(), req.as_bytes());
+        f.server(Direction::Egress, OK5.len(), OK5);
+    }
+    let paths: Vec<_> = f
+        .spans
+        .iter()
+        .map(|s| s.request_resource.as_str())
+        .collect();
+    assert_eq!(paths, ["/a", "/b", "/c"]);
+    let s = &f.spans[0];
+    assert_eq!(s.observation_point, ObservationPoint::Server);
+    assert_eq!(s.src_port, 40000, "src is the client");
+    assert_eq!(s.dst_port, 8080);
+    assert_eq!(s.response_code, Some(200));
+    assert_eq!(s.request_length, GET.len() as u64);
+    assert_eq!(s.response_length, OK5.len() as u64);
+    assert_eq!(s.req_tcp_seq, 1000);
+    assert_eq!(s.resp_tcp_seq, 5000);
+}
+
+#[test]
+fn client_side_span_has_client_observation_point() {
+    let mut f = Feed::new();
+    f.client(Direction::Egress, GET.len(), GET);
+    f.client(Direction::Ingress, OK5.len(), OK5);
+    assert_eq!(f.spans.len(), 1);
+    assert_eq!(f.spans[0].observation_point, ObservationPoint::Client);
+    assert_eq!(f.spans[0].src_port, 40000);
+}
+
+#[test]
+fn pipelined_requests_in_one_syscall() {
+    let mut f = Feed::new();
+    let two = [GET, b"GET /b HTTP/1.1\r\nHost: x\r\n\r\n".as_slice()].concat();
+    f.client(Direction::Egress, two.len(), &two);
+    let resp2 = [OK5, OK5].concat();
+    f.client(Direction::Ingress, resp2.len(), &resp2);
+    assert_eq!(f.spans.len(), 2);
+    assert_eq!(f.spans[1].request_resource, "/b");
+    // Feed numbers egress from 5000 and ingress from 1000.
+    assert_eq!(f.spans[1].req_tcp_seq, 5000 + GET.len() as u32);
+    assert_eq!(f.spans[1].resp_tcp_seq, 1000 + OK5.len() as u32);
+}
+
+#[test]
+fn body_over_the_cap_is_counted_not_parsed() {
+    let mut f = Feed::new();
+    let head = b"POST /up HTTP/1.1\r\nHost: x\r\nContent-Length: 5000\r\n\r\n";
+    let total = head.len() + 5000;
+    // The capture holds only the first 64 bytes; the rest arrives later.
+    let mut first = head.to_vec();
+    first.resize(64, b'z');
+    f.client(Direction::Egress, 2000, &first);
+    f.client(Direction::Egress, total - 2000, b"zzzz");
+    f.client(Direction::Ingress, OK5.len(), OK5);
+    assert_eq!(f.spans.len(), 1);
+    assert_eq!(f.spans[0].request_length, total as u64);
+    assert_eq!(f.spans[0].request_type, "POST");
+}
+
+#[test]
+fn response_split_over_syscalls() {
+    let mut f = Feed::new();
+    f.server(Direction::Ingress, GET.len(), GET);
+    let head = b"HTTP/1.1 404 Not Found\r\nContent-Length: 100\r\n\r\n";
+    f.server(Direction::Egress, head.len(), head);
+    assert!(f.spans.is_empty(), "span waits for the whole response");
+    f.server(Direction::Egress, 100, &[b'x'; 100]);
+    assert_eq!(f.spans.len(), 1);
+    assert_eq!(f.spans[0].response_status, ResponseStatus::ClientError);
+    assert_eq!(f.spans[0].response_length, head.len() as u64 + 100);
+}
+
+#[test]
+fn expect_continue_keeps_the_request_open() {
+    let mut f = Feed::new();
+    let head = b"PUT /f HTTP/1.1\r\nContent-Length: 10\r\nExpect: 100-continue\r\n\r\n";
+    f.client(Direction::Egress, head.len(), head);
+    let cont = b"HTTP/1.1 100 Continue\r\n\r\n";
+    f.client(Direction::Ingress, cont.len(), cont);
+    f.client(Direction::Egress, 10, b"0123456789");
+    let created = b"HTTP/1.1 201 Created\r\nContent-Length: 0\r\n\r\n";
+    f.client(Direction::Ingress, created.len(), created);
+    assert_eq!(f.spans.len(), 1);
+    assert_eq!(f.spans[0].response_code, Some(201));
+    assert_eq!(f.spans[0].request_length, head.len() as u64 + 10);
+    assert_eq!(f.p.stats().interim_responses, 1);
+}
+
+#[test]
+fn head_response_has_no_body() {
+    let mut f = Feed::new();
+    let req = b"HEAD / HTTP/1.1\r\n\r\n";
+    f.client(Direction::Egress, req.len(), req);
+    let resp = b"HTTP/1.1 200 OK\r\nContent-Length: 612\r\n\r\n";
+    f.client(Direction::Ingress, resp.len(), resp);
+    assert_eq!(f.spans.len(), 1, "complete without waiting for 612 bytes");
+}
+
+#[test]
+fn chunked_response_ends_at_last_chunk() {
+    let mut f = Feed::new();
+    f.client(Direction::Egress, GET.len(), GET);
+    let head = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n";
+    f.client(Direction::Ingress, head.len(), head);
+    f.client(Direction::Ingress, 10, b"5\r\nhello\r\n");
+    assert!(f.spans.is_empty());
+    f.client(Direction::Ingress, 5, b"0\r\n\r\n");
+    assert_eq!(f.spans.len(), 1);
+    assert_eq!(f.spans[0].response_length, head.len() as u64 + 15);
+}
+
+#[test]
+fn close_delimited_response_ends_on_idle_or_close() {
+    let mut f = Feed::new();
+    f.client(Direction::Egress, GET.len(), GET);
+    let head = b"HTTP/1.0 200 OK\r\n\r\nbody...";
+    f.client(Direction::Ingress, head.len(), head);
+    assert!(f.spans.is_empty());
+    f.tick_after(Duration::from_secs(1));
+    assert_eq!(f.spans.len(), 1);
+    assert_eq!(f.spans[0].response_status, ResponseStatus::Ok);
+
+    f.client(Direction::Egress, GET.len(), GET);
+    f.client(Direction::Ingress, head.len(), head);
+    f.close(2);
+    assert_eq!(f.spans.len(), 2);
+}
+
+#[test]
+fn unanswered_request_times_out() {
+    let mut f = Feed::with(PipelineConfig {
+        request_timeout: Duration::from_secs(2),
+        ..PipelineConfig::default()
+    });
+    f.server(Direction::Ingress, GET.len(), GET);
+    f.tick_after(Duration::from_secs(1));
+    assert!(f.spans.is_empty());
+    f.tick_after(Duration::from_secs(2));
+    assert_eq!(f.spans.len(), 1);
+    assert_eq!(f.spans[0].response_status, ResponseStatus::Timeout);
+    assert_eq!(f.spans[0].response_code, None);
+    assert_eq!(f.p.stats().timeouts, 1);
+}
+
+#[test]
+fn orphan_response_and_garbage_are_counted() {
+    let mut f = Feed::new();
+    f.client(Direction::Ingress, OK5.len(), OK5);
+    assert_eq!(f.p.stats().orphan_responses, 1);
+    f.client(Direction::Egress, 4, b"\x00\x01\x02\x03");
+    assert_eq!(f.p.stats().unrecognised, 1);
+    // A request line that infers as HTTP but breaks the grammar.
+    f.client(Direction::Egress, 20, b"GET / HTTP/9.Z\r\n\r\n\r\n");
+    assert_eq!(f.p.stats().parse_errors, 1);
+    assert!(f.spans.is_empty());
+}
+
+#[test]
+fn sockets_speaking_nothing_known_go_opaque() {
+    let mut f = Feed::new();
+    for _ in 0..20 {
+        f.client(Direction::Egress, 4, b"\x16\x03\x01\x00");
+        f.client(Direction::Ingress, 4, b"\x16\x03\x03\x00");
+    }
+    assert_eq!(f.p.stats().unrecognised, 8, "stops trying after 8");
+}
+
+#[test]
+fn filter_drops_other_ports() {
+    let mut f = Feed::with(PipelineConfig {
+        filter: EventFilter {
+            port: Some(9999),
+            ..EventFilter::default()
+        },
+        ..PipelineConfig::default()
+    });
+    f.client(Direction::Egress, GET.len(), GET);
+    f.client(Direction::Ingress, OK5.len(), OK5);
+    assert!(f.spans.is_empty());
+    assert_eq!(f.p.stats().data_events, 0);
+}
+
+#[test]
+fn idle_sockets_are_forgotten() {
+    let mut f = Feed::new();
+    f.client(Direction::Egress, GET.len(), GET);
+    f.client(Direction::Ingress, OK5.len(), OK5);
+    assert_eq!(f.p.sockets(), 1);
+    f.tick_after(Duration::from_secs(301));
+    assert_eq!(f.p.sockets(), 0);
+}
