@@ -365,6 +365,19 @@ impl Core {
                 if m.head.upgrade {
                     s.opaque = true;
                 }
+                // A final answer before the request's announced body was
+                // all seen (a server answering early, a client giving up on
+                // 100 Continue): the request ends here.
+                let req_dir = 1 - dir_index(m.direction);
+                if s.pending.is_empty()
+                    && s.current[req_dir]
+                        .as_ref()
+                        .is_some_and(|r| r.kind == MessageKind::Request)
+                {
+                    if let Some(r) = s.current[req_dir].take() {
+                        s.pending.push_back(r);
+                    }
+                }
                 match s.pending.pop_front() {
                     Some(req) => self.emit(req, Some(m), sink),
                     None => self.stats.orphan_responses += 1,

@@ -198,7 +198,8 @@ impl EmptyProbes {
             .open(object)
             .map_err(stage("opening the empty BPF object"))?;
         let mut skel = open.load().map_err(stage("loading the empty programs"))?;
-        skel.attach().map_err(stage("attaching the empty programs"))?;
+        skel.attach()
+            .map_err(stage("attaching the empty programs"))?;
         Ok(EmptyProbes { _skel: skel })
     }
 }

@@ -61,10 +61,12 @@ impl EventSink for Collect {
                 remote_port: d.tuple.remote.port(),
                 trace_id: d.syscall_trace_id,
             }),
-            SocketEvent::Open(o) => {
-                self.opens
-                    .push((o.socket_id, o.role, o.tuple.local.port(), o.tuple.remote.port()))
-            }
+            SocketEvent::Open(o) => self.opens.push((
+                o.socket_id,
+                o.role,
+                o.tuple.local.port(),
+                o.tuple.remote.port(),
+            )),
             SocketEvent::Close(c) => self.closes.push(c.socket_id),
         }
     }
@@ -190,7 +192,10 @@ fn sees_tcp_request_and_response_on_both_sides() {
         .find(|d| d.local_port == port && d.direction == Direction::Ingress)
         .expect("server read seen");
     assert_eq!(server_read.role, SocketRole::Server);
-    assert_eq!(server_read.tcp_seq, client_write.tcp_seq, "same TCP seq on both ends");
+    assert_eq!(
+        server_read.tcp_seq, client_write.tcp_seq,
+        "same TCP seq on both ends"
+    );
     let server_write = ours
         .iter()
         .find(|d| d.local_port == port && d.direction == Direction::Egress)
@@ -207,11 +212,20 @@ fn sees_tcp_request_and_response_on_both_sides() {
     // connect and accept were seen with their roles, and both closes.
     let client_id = client_write.socket_id;
     let server_id = server_read.socket_id;
-    assert!(c.opens.iter().any(|o| o.0 == client_id && o.1 == SocketRole::Client));
-    assert!(c.opens.iter().any(|o| o.0 == server_id && o.1 == SocketRole::Server));
+    assert!(c
+        .opens
+        .iter()
+        .any(|o| o.0 == client_id && o.1 == SocketRole::Client));
+    assert!(c
+        .opens
+        .iter()
+        .any(|o| o.0 == server_id && o.1 == SocketRole::Server));
     assert!(c.closes.contains(&client_id) || c.closes.contains(&server_id));
     // Syscalls are what std uses.
-    assert!(matches!(client_write.syscall, Syscall::Write | Syscall::Sendto));
+    assert!(matches!(
+        client_write.syscall,
+        Syscall::Write | Syscall::Sendto
+    ));
 }
 
 #[test]
@@ -228,15 +242,22 @@ fn sees_unconnected_udp_with_peer_from_sockaddr() {
     let send = c
         .data
         .iter()
-        .find(|d| d.l4 == L4Protocol::Udp && d.remote_port == port && d.direction == Direction::Egress)
+        .find(|d| {
+            d.l4 == L4Protocol::Udp && d.remote_port == port && d.direction == Direction::Egress
+        })
         .expect("udp send with destination from sendto's sockaddr");
     assert_eq!(send.payload, b"hello-udp");
     assert_eq!(send.tcp_seq, 0);
     let recv = c
         .data
         .iter()
-        .find(|d| d.l4 == L4Protocol::Udp && d.local_port == port && d.direction == Direction::Ingress)
+        .find(|d| {
+            d.l4 == L4Protocol::Udp && d.local_port == port && d.direction == Direction::Ingress
+        })
         .expect("udp receive");
     assert_eq!(recv.payload, b"hello-udp");
-    assert_eq!(recv.remote_port, send.local_port, "peer from recvfrom's sockaddr");
+    assert_eq!(
+        recv.remote_port, send.local_port,
+        "peer from recvfrom's sockaddr"
+    );
 }

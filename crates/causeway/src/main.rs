@@ -8,7 +8,11 @@ mod watch;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "causeway", version, about = "Zero-code observability for Linux services")]
+#[command(
+    name = "causeway",
+    version,
+    about = "Zero-code observability for Linux services"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

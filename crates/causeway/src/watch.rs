@@ -184,11 +184,11 @@ impl causeway_agent::SpanSink for Printer {
 }
 
 fn table_row(s: &Span) -> String {
-    let peers = format!(
-        "{}:{} -> {}:{}",
-        s.src_ip, s.src_port, s.dst_ip, s.dst_port
+    let peers = format!("{}:{} -> {}:{}", s.src_ip, s.src_port, s.dst_ip, s.dst_port);
+    let mut request = format!(
+        "{} {}{}",
+        s.request_type, s.request_domain, s.request_resource
     );
-    let mut request = format!("{} {}{}", s.request_type, s.request_domain, s.request_resource);
     if request.len() > 40 {
         let mut cut = 39;
         while !request.is_char_boundary(cut) {
@@ -197,7 +197,10 @@ fn table_row(s: &Span) -> String {
         request.truncate(cut);
         request.push('…');
     }
-    let code = s.response_code.map(|c| c.to_string()).unwrap_or_else(|| "-".into());
+    let code = s
+        .response_code
+        .map(|c| c.to_string())
+        .unwrap_or_else(|| "-".into());
     format!(
         "{:<6} {:<5} {:>7} {:<15} {:<43} {:<40} {:>4} {:<12} {:>8}us {:>8} {:>8}",
         s.protocol.as_str(),

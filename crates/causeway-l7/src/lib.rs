@@ -1,0 +1,19 @@
+//! Application-protocol inference and parsing for Causeway.
+//!
+//! The agent hands this crate the payload prefix that eBPF captured from the
+//! first syscall of a message (cut at the capture cap, 1024 bytes by default)
+//! and gets back which protocol it is ([`infer`]) and what the message head
+//! says ([`http1`]). Everything here is a pure function over `&[u8]`: no I/O,
+//! no clocks, no globals and no allocation on the parsing path, so that it is
+//! cheap to call for every captured message and safe to fuzz.
+//!
+//! Parsed values borrow from the input buffer, like `httparse`, because the
+//! caller only copies the few fields that end up in a span.
+
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod http1;
+pub mod infer;
+
+pub use causeway_model::L7Protocol;

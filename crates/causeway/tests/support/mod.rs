@@ -1,0 +1,303 @@
+//! Real servers, real clients and a real `causeway watch` for end-to-end
+//! tests. Everything listens on 127.0.0.1 ports picked at random and is
+//! stopped when its guard drops.
+
+#![allow(dead_code)]
+
+use serde_json::Value;
+use std::io::{BufRead, BufReader};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+/// End-to-end tests load system-wide probes and measure counts: one at a time.
+pub static SERIAL: Mutex<()> = Mutex::new(());
+
+pub fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .expect("bind an ephemeral port")
+        .local_addr()
+        .expect("local addr")
+        .port()
+}
+
+pub fn wait_for_port(port: u16) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "nothing listens on port {port}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+pub fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
+}
+
+pub fn temp_dir(tag: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("causeway-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).expect("create temp dir");
+    d
+}
+
+/// Whether eBPF tests must run (CI) rather than skip.
+pub fn ebpf_required() -> bool {
+    std::env::var("CAUSEWAY_REQUIRE_EBPF").as_deref() == Ok("1")
+}
+
+pub fn tool_present(name: &str) -> bool {
+    Command::new("sh")
+        .args(["-c", &format!("command -v {name}")])
+        .stdout(Stdio::null())
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false)
+}
+
+/// A running `causeway watch --format json`.
+pub struct Watch {
+    child: Child,
+    stdout: mpsc::Receiver<String>,
+    stderr: mpsc::Receiver<String>,
+}
+
+/// What a stopped watch printed.
+pub struct Watched {
+    pub spans: Vec<Value>,
+    pub stats_line: String,
+    pub lost: u64,
+}
+
+fn lines_of<R: std::io::Read + Send + 'static>(r: R) -> mpsc::Receiver<String> {
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(r).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    rx
+}
+
+impl Watch {
+    /// Starts the watch and waits until its probes are attached. Returns
+    /// None (test skipped) when eBPF is unavailable and not required.
+    pub fn start(args: &[&str]) -> Option<Watch> {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_causeway"))
+            .arg("watch")
+            .args(["--format", "json"])
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn causeway watch");
+        let stdout = lines_of(child.stdout.take().expect("stdout"));
+        let stderr = lines_of(child.stderr.take().expect("stderr"));
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            match stderr.recv_timeout(Duration::from_millis(100)) {
+                Ok(line) if line.contains("watching") => break,
+                Ok(line) => eprintln!("watch: {line}"),
+                Err(mpsc::RecvTimeoutError::Timeout) => {}
+                Err(mpsc::RecvTimeoutError::Disconnected) => {
+                    let status = child.wait().expect("wait");
+                    if ebpf_required() {
+                        panic!("causeway watch exited ({status}) before attaching; eBPF required");
+                    }
+                    eprintln!("skipping: causeway watch could not attach ({status})");
+                    return None;
+                }
+            }
+            assert!(
+                Instant::now() < deadline,
+                "causeway watch did not attach in 30 s"
+            );
+        }
+        Some(Watch {
+            child,
+            stdout,
+            stderr,
+        })
+    }
+
+    /// Lets in-flight events drain, stops with SIGINT, and collects the output.
+    pub fn stop(mut self) -> Watched {
+        std::thread::sleep(Duration::from_millis(700));
+        // SAFETY: plain kill(2) on our own child.
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGINT) };
+        let status = self.child.wait().expect("wait for causeway watch");
+        assert!(status.success(), "causeway watch failed: {status}");
+        let spans = self
+            .stdout
+            .iter()
+            .map(|l| serde_json::from_str(&l).unwrap_or_else(|e| panic!("bad JSON {l:?}: {e}")))
+            .collect();
+        let stats_line = self
+            .stderr
+            .iter()
+            .find(|l| l.contains("events captured"))
+            .expect("exit statistics on stderr");
+        let lost = number_before(&stats_line, " lost");
+        Watched {
+            spans,
+            stats_line,
+            lost,
+        }
+    }
+}
+
+/// The integer right before `marker` in `line` ("..., 3 lost ..." -> 3).
+pub fn number_before(line: &str, marker: &str) -> u64 {
+    let at = line
+        .find(marker)
+        .unwrap_or_else(|| panic!("{marker:?} in {line:?}"));
+    line[..at]
+        .rsplit(|c: char| !c.is_ascii_digit())
+        .next()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("number before {marker:?} in {line:?}"))
+}
+
+/// A process killed on drop.
+pub struct Server {
+    child: Child,
+    pub port: u16,
+}
+
+impl Server {
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// nginx in the foreground (`daemon off`, one worker), serving `files`.
+pub fn nginx(files: &[(&str, usize)]) -> Server {
+    let port = free_port();
+    let dir = temp_dir(&format!("nginx-{port}"));
+    let www = dir.join("www");
+    std::fs::create_dir_all(&www).expect("www dir");
+    for (name, size) in files {
+        std::fs::write(www.join(name), vec![b'n'; *size]).expect("write file");
+    }
+    let conf = format!(
+        "daemon off;\nworker_processes 1;\nerror_log {d}/error.log;\npid {d}/nginx.pid;\n\
+         events {{ worker_connections 1024; }}\n\
+         http {{\n  access_log off;\n  sendfile on;\n  client_body_temp_path {d}/body;\n\
+           proxy_temp_path {d}/proxy;\n  fastcgi_temp_path {d}/fcgi;\n  uwsgi_temp_path {d}/uwsgi;\n\
+           scgi_temp_path {d}/scgi;\n\
+           server {{\n    listen 127.0.0.1:{port};\n    root {www};\n\
+             location /post {{ return 200 \"posted\\n\"; }}\n  }}\n}}\n",
+        d = dir.display(),
+        www = www.display(),
+    );
+    let conf_path = dir.join("nginx.conf");
+    std::fs::write(&conf_path, conf).expect("write nginx.conf");
+    let child = Command::new("nginx")
+        .arg("-c")
+        .arg(&conf_path)
+        .args(["-g", "user root;"])
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("start nginx (scripts/setup installs it)");
+    wait_for_port(port);
+    Server { child, port }
+}
+
+/// `tests/fixtures/http_server.py MODE PORT [ARGS]`.
+pub fn python_server(mode: &str, extra: &[String]) -> Server {
+    let port = free_port();
+    let child = Command::new("python3")
+        .arg(fixtures().join("http_server.py"))
+        .arg(mode)
+        .arg(port.to_string())
+        .args(extra)
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("start python3");
+    wait_for_port(port);
+    Server { child, port }
+}
+
+/// One transfer as curl reports it with `-w`.
+#[derive(Debug, Clone)]
+pub struct Transfer {
+    pub method: String,
+    pub path: String,
+    pub code: i64,
+    /// Bytes curl sent: `size_request` already counts the body (curl 7.88).
+    pub request_bytes: u64,
+    /// Header bytes plus body bytes curl received (all responses, 100 included).
+    pub response_bytes: u64,
+    /// Body bytes curl sent.
+    pub upload_bytes: u64,
+    pub local_port: u16,
+}
+
+pub const CURL_FORMAT: &str =
+    "%{method} %{url_effective} %{http_code} %{size_request} %{size_upload} %{size_header} %{size_download} %{local_port}\\n";
+
+pub fn parse_curl(out: &str) -> Vec<Transfer> {
+    out.lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            assert_eq!(f.len(), 8, "curl -w line {l:?}");
+            let n = |i: usize| f[i].parse::<u64>().expect("curl number");
+            let path = f[1]
+                .splitn(4, '/')
+                .nth(3)
+                .map(|p| format!("/{p}"))
+                .unwrap_or_else(|| "/".into());
+            Transfer {
+                method: f[0].to_string(),
+                path,
+                code: n(2) as i64,
+                request_bytes: n(3),
+                upload_bytes: n(4),
+                response_bytes: n(5) + n(6),
+                local_port: n(7) as u16,
+            }
+        })
+        .collect()
+}
+
+/// Runs curl with `args` and returns its transfers.
+pub fn curl(args: &[String]) -> Vec<Transfer> {
+    let out = Command::new("curl")
+        .args(["-s", "-S"])
+        .args(args)
+        .output()
+        .expect("run curl");
+    assert!(out.status.success(), "curl failed: {out:?}");
+    parse_curl(&String::from_utf8_lossy(&out.stdout))
+}
+
+pub fn field<'a>(span: &'a Value, name: &str) -> &'a Value {
+    span.get(name)
+        .unwrap_or_else(|| panic!("span has no field {name:?}: {span}"))
+}
+
+pub fn s<'a>(span: &'a Value, name: &str) -> &'a str {
+    field(span, name).as_str().unwrap_or_default()
+}
+
+pub fn n(span: &Value, name: &str) -> u64 {
+    field(span, name)
+        .as_u64()
+        .unwrap_or_else(|| panic!("{name} not a number in {span}"))
+}
