@@ -9,7 +9,6 @@ use causeway_model::{L7Protocol, Span};
 use clap::{Args, ValueEnum};
 use std::io::Write;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 use std::time::Duration;
 
 #[derive(Args, Debug)]
@@ -101,7 +100,6 @@ pub fn run(args: WatchArgs) -> Result<()> {
         protocol: args.protocol,
         stdout: std::io::stdout(),
         header_done: false,
-        broken: Arc::new(AtomicBool::new(false)),
     };
     eprintln!("causeway: watching; Ctrl-C to stop");
     let lost = || probes.counters().lost;
@@ -138,8 +136,6 @@ struct Printer {
     protocol: Option<L7Protocol>,
     stdout: std::io::Stdout,
     header_done: bool,
-    /// Set when stdout is gone (a closed pipe): stop the run.
-    broken: Arc<AtomicBool>,
 }
 
 impl causeway_agent::SpanSink for Printer {
@@ -177,7 +173,7 @@ impl causeway_agent::SpanSink for Printer {
             }
         };
         if result.is_err() {
-            self.broken.store(true, Ordering::Relaxed);
+            // stdout is gone (a closed pipe): nobody reads on, so stop.
             STOP.store(true, Ordering::Relaxed);
         }
     }
