@@ -40,7 +40,8 @@ pub struct PipelineConfig {
     pub filter: EventFilter,
     /// An unanswered request becomes a timeout span after this long.
     pub request_timeout: Duration,
-    /// A message of unknown length is closed after this long without bytes.
+    /// A message of unknown length (close-delimited, or a head cut off by the
+    /// capture cap) is closed after this long without bytes.
     pub idle_flush: Duration,
     /// A socket without traffic for this long is forgotten.
     pub socket_idle_evict: Duration,
@@ -213,9 +214,12 @@ impl Pipeline {
         let evict = core.config.socket_idle_evict.as_nanos() as u64;
         self.sockets.retain(|_, s| {
             for d in 0..2 {
-                let idle = s.current[d]
-                    .as_ref()
-                    .is_some_and(|m| now_ns.saturating_sub(m.end_ns) >= idle_flush);
+                // Only a message of unknown length can end by going quiet; one
+                // still owed announced bytes is unfinished (its peer stopped
+                // reading, or died) and waits for more, its close, or the timeout.
+                let idle = s.current[d].as_ref().is_some_and(|m| {
+                    m.remaining().is_none() && now_ns.saturating_sub(m.end_ns) >= idle_flush
+                });
                 if idle {
                     if let Some(m) = s.current[d].take() {
                         core.finish(s, m, sink);

@@ -285,3 +285,20 @@ fn idle_sockets_are_forgotten() {
     f.tick_after(Duration::from_secs(301));
     assert_eq!(f.p.sockets(), 0);
 }
+
+#[test]
+fn response_short_of_its_length_is_not_a_span() {
+    let mut f = Feed::with(PipelineConfig {
+        request_timeout: Duration::from_secs(5),
+        ..PipelineConfig::default()
+    });
+    f.client(Direction::Egress, GET.len(), GET);
+    let head = b"HTTP/1.1 200 OK\r\nContent-Length: 600\r\n\r\n";
+    // The client read the head, then stopped reading (wrk at its deadline).
+    f.client(Direction::Ingress, head.len(), head);
+    f.tick_after(Duration::from_secs(1));
+    assert!(f.spans.is_empty(), "no ok span for a body never received");
+    f.tick_after(Duration::from_secs(5));
+    assert_eq!(f.spans.len(), 1);
+    assert_eq!(f.spans[0].response_status, ResponseStatus::Timeout);
+}
