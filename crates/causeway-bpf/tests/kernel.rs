@@ -72,9 +72,9 @@ impl EventSink for Collect {
     }
 }
 
-/// Runs `traffic` in a child thread of a helper process? No: the agent filters
-/// only its own tgid, and this test *is* the traced process, so it traces a
-/// child process it spawns instead.
+/// Loads the probes, runs `traffic`, and returns what the probes reported.
+/// The probes ignore the process that loaded them (this test), so traffic
+/// comes from child processes.
 fn run_probes_while<F: FnOnce()>(config: &ProbeConfig, traffic: F) -> Option<Collect> {
     let probes = load_or_skip(config)?;
     let stop = Arc::new(AtomicBool::new(false));
@@ -100,13 +100,13 @@ fn run_probes_while<F: FnOnce()>(config: &ProbeConfig, traffic: F) -> Option<Col
     Some(c)
 }
 
-/// The test process itself is filtered out as "the agent", so traffic comes
-/// from a child: a python3 one-liner would add a dependency; `sh` cannot do
-/// sockets. We re-exec this test binary in a helper mode instead.
+/// A child that makes traffic: this test binary re-executed in helper mode,
+/// so the traffic needs nothing installed.
 fn child(mode: &str, port: u16) -> std::process::Child {
     std::process::Command::new(std::env::current_exe().unwrap())
         .args(["--exact", "helper_process", "--nocapture"])
         .env("CAUSEWAY_HELPER", format!("{mode}:{port}"))
+        .stdout(std::process::Stdio::null())
         .spawn()
         .expect("spawn helper")
 }
