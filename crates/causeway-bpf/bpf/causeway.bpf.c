@@ -84,6 +84,7 @@ struct io_args {
 	u64 buf;      /* read/write/sendto/recvfrom buffer, or iovec/msghdr/mmsghdr pointer */
 	u64 addr;     /* user sockaddr (sendto dest, recvfrom src) */
 	u32 count;    /* iovcnt / vlen */
+	u32 tcp_seq;  /* sequence of the first byte, read at entry */
 	s32 fd;
 	u8 syscall;
 	u8 direction;
@@ -335,14 +336,16 @@ static __always_inline void fill_common(struct data_event *e, struct io_args *a,
 	fill_tuple(h, a->sk);
 }
 
-static __always_inline u32 tcp_seq_of(struct event_hdr *h, u64 skp, u32 moved)
+/* The sequence number of the next byte this syscall will move, read at
+ * entry: after it, a read that also consumed the peer's FIN has advanced
+ * copied_seq one past the data. */
+static __always_inline u32 tcp_seq_at_entry(u64 skp, u8 dir)
 {
-	if (h->l4 != IPPROTO_TCP)
+	struct sock *sk = (void *)skp;
+	if (BPF_CORE_READ(sk, sk_protocol) != IPPROTO_TCP)
 		return 0;
 	struct tcp_sock *tp = (void *)skp;
-	/* Read after the syscall: the counters already include this call's bytes. */
-	u32 seq = h->direction == DIR_EGRESS ? BPF_CORE_READ(tp, write_seq) : BPF_CORE_READ(tp, copied_seq);
-	return seq - moved;
+	return dir == DIR_EGRESS ? BPF_CORE_READ(tp, write_seq) : BPF_CORE_READ(tp, copied_seq);
 }
 
 static __always_inline int on_enter(struct syscall_enter_ctx *ctx, u8 syscall, u8 dir)
@@ -359,6 +362,7 @@ static __always_inline int on_enter(struct syscall_enter_ctx *ctx, u8 syscall, u
 		.sk = sk,
 		.buf = ctx->args[1],
 		.count = (u32)ctx->args[2],
+		.tcp_seq = tcp_seq_at_entry(sk, dir),
 		.fd = fd,
 		.syscall = syscall,
 		.direction = dir,
@@ -393,20 +397,8 @@ static __always_inline int on_exit(struct syscall_exit_ctx *ctx)
 
 	if (a.syscall == SC_SENDMMSG || a.syscall == SC_RECVMMSG) {
 		/* ret is the number of messages; each becomes one event. */
-		u32 seq_base = 0;
-		u64 moved_total = 0;
+		u32 seq_base = a.tcp_seq;
 		struct mmsghdr *vec = (void *)a.buf;
-#pragma unroll
-		for (int m = 0; m < MAX_MMSG; m++) {
-			if (m >= ret)
-				break;
-			struct mmsghdr mh = {};
-			if (bpf_probe_read_user(&mh, sizeof(mh), &vec[m]))
-				break;
-			moved_total += mh.msg_len;
-		}
-		if (e->h.l4 == IPPROTO_TCP)
-			seq_base = tcp_seq_of(&e->h, a.sk, moved_total);
 #pragma unroll
 		for (int m = 0; m < MAX_MMSG; m++) {
 			if (m >= ret)
@@ -425,7 +417,7 @@ static __always_inline int on_exit(struct syscall_exit_ctx *ctx)
 	}
 
 	e->h.total_len = ret;
-	e->h.tcp_seq = tcp_seq_of(&e->h, a.sk, ret);
+	e->h.tcp_seq = a.tcp_seq;
 	u32 want = cap_of(ret);
 	switch (a.syscall) {
 	case SC_READ:

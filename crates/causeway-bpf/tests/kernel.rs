@@ -34,6 +34,8 @@ struct Seen {
     l4: L4Protocol,
     local_port: u16,
     remote_port: u16,
+    local_ip: String,
+    remote_ip: String,
     trace_id: u64,
 }
 
@@ -59,6 +61,8 @@ impl EventSink for Collect {
                 l4: d.tuple.l4,
                 local_port: d.tuple.local.port(),
                 remote_port: d.tuple.remote.port(),
+                local_ip: d.tuple.local.ip().to_string(),
+                remote_ip: d.tuple.remote.ip().to_string(),
                 trace_id: d.syscall_trace_id,
             }),
             SocketEvent::Open(o) => self.opens.push((
@@ -118,9 +122,14 @@ fn helper_process() {
     };
     let (mode, port) = spec.split_once(':').unwrap();
     let port: u16 = port.parse().unwrap();
-    match mode {
+    let host = if mode.ends_with('6') {
+        "::1"
+    } else {
+        "127.0.0.1"
+    };
+    match mode.trim_end_matches('6') {
         "tcp-server" => {
-            let l = TcpListener::bind(("127.0.0.1", port)).unwrap();
+            let l = TcpListener::bind((host, port)).unwrap();
             let (mut s, _) = l.accept().unwrap();
             let mut buf = [0u8; 4096];
             let n = s.read(&mut buf).unwrap();
@@ -128,7 +137,7 @@ fn helper_process() {
             s.write_all(&buf[..n]).unwrap();
         }
         "tcp-client" => {
-            let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+            let mut s = TcpStream::connect((host, port)).unwrap();
             let msg = [b"PING ".as_slice(), &[b'x'; 2000]].concat();
             s.write_all(&msg).unwrap();
             let mut got = vec![0u8; msg.len()];
@@ -156,6 +165,15 @@ fn free_port() -> u16 {
 
 #[test]
 fn sees_tcp_request_and_response_on_both_sides() {
+    tcp_both_sides("");
+}
+
+#[test]
+fn sees_tcp_over_ipv6() {
+    tcp_both_sides("6");
+}
+
+fn tcp_both_sides(family: &str) {
     if std::env::var("CAUSEWAY_HELPER").is_ok() {
         return;
     }
@@ -165,9 +183,9 @@ fn sees_tcp_request_and_response_on_both_sides() {
         ..ProbeConfig::default()
     };
     let Some(c) = run_probes_while(&config, || {
-        let mut server = child("tcp-server", port);
+        let mut server = child(&format!("tcp-server{family}"), port);
         std::thread::sleep(Duration::from_millis(200));
-        let mut client = child("tcp-client", port);
+        let mut client = child(&format!("tcp-client{family}"), port);
         assert!(client.wait().unwrap().success());
         assert!(server.wait().unwrap().success());
     }) else {
@@ -187,6 +205,9 @@ fn sees_tcp_request_and_response_on_both_sides() {
     assert_eq!(client_write.payload.len(), 64, "payload capped");
     assert!(client_write.payload.starts_with(b"PING xxx"));
     assert_eq!(client_write.role, SocketRole::Client);
+    let want_ip = if family == "6" { "::1" } else { "127.0.0.1" };
+    assert_eq!(client_write.remote_ip, want_ip);
+    assert_eq!(client_write.local_ip, want_ip);
     let server_read = ours
         .iter()
         .find(|d| d.local_port == port && d.direction == Direction::Ingress)

@@ -348,3 +348,69 @@ fn bad_arguments_are_rejected() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("payload-cap"));
 }
+
+/// Three requests pipelined in one send: three spans on each side, each at
+/// its own offset in the TCP stream.
+#[test]
+fn pipelined_requests_in_one_write() {
+    let _g = serial();
+    let ng = nginx(&[("a.txt", 11), ("b.txt", 222), ("c.txt", 3333)]);
+    let port = ng.port.to_string();
+    let Some(watch) = Watch::start(&["--port", &port]) else {
+        return;
+    };
+    let script = format!(
+        "import socket\n\
+         s = socket.create_connection(('127.0.0.1', {port}))\n\
+         reqs = [b'GET /%s HTTP/1.1\\r\\nHost: p\\r\\n\\r\\n' % n for n in (b'a.txt', b'b.txt')]\n\
+         reqs.append(b'GET /c.txt HTTP/1.1\\r\\nHost: p\\r\\nConnection: close\\r\\n\\r\\n')\n\
+         s.sendall(b''.join(reqs))\n\
+         got = b''\n\
+         while True:\n\
+         \x20   chunk = s.recv(65536)\n\
+         \x20   if not chunk: break\n\
+         \x20   got += chunk\n\
+         assert got.count(b'HTTP/1.1 200') == 3, got[:200]\n\
+         print(sum(len(r) for r in reqs))\n"
+    );
+    let out = Command::new("python3")
+        .args(["-c", &script])
+        .output()
+        .expect("python3");
+    assert!(out.status.success(), "{out:?}");
+    let sent: u64 = String::from_utf8_lossy(&out.stdout)
+        .trim()
+        .parse()
+        .expect("bytes sent");
+    let w = watch.stop();
+    let client = side(&w.spans, "client", "python3", ng.port);
+    let server = side(&w.spans, "server", "nginx", ng.port);
+    let paths = |v: &[&Value]| -> Vec<String> {
+        v.iter()
+            .map(|sp| s(sp, "request_resource").to_string())
+            .collect()
+    };
+    assert_eq!(
+        paths(&client),
+        ["/a.txt", "/b.txt", "/c.txt"],
+        "{:#?}",
+        w.spans
+    );
+    assert_eq!(paths(&server), ["/a.txt", "/b.txt", "/c.txt"]);
+    let total: u64 = client.iter().map(|c| n(c, "request_length")).sum();
+    assert_eq!(
+        total, sent,
+        "the three requests split the one write exactly"
+    );
+    for (c, sv) in client.iter().zip(&server) {
+        assert_eq!(n(c, "req_tcp_seq"), n(sv, "req_tcp_seq"));
+        assert_eq!(n(c, "resp_tcp_seq"), n(sv, "resp_tcp_seq"));
+        assert_eq!(n(c, "response_length"), n(sv, "response_length"));
+        assert_eq!(n(c, "response_code"), 200);
+    }
+    // Offsets: each request starts where the previous one ended.
+    for pair in client.windows(2) {
+        let next = (n(pair[0], "req_tcp_seq") + n(pair[0], "request_length")) % (1 << 32);
+        assert_eq!(n(pair[1], "req_tcp_seq"), next);
+    }
+}
