@@ -83,102 +83,68 @@ fn check_both_sides(w: &Watched, transfers: &[Transfer], server_comm: &str, port
     }
 }
 
-fn post_body(dir: &std::path::Path, len: usize) -> String {
-    let p = dir.join("body.bin");
-    std::fs::write(&p, vec![b'p'; len]).expect("write body");
-    format!("@{}", p.display())
+/// One curl run on one keep-alive connection: GETs of `paths`, then a POST of
+/// `post_len` bytes (several times the 1024-byte capture cap) to `post_path`.
+fn curl_session(port: u16, paths: &[&str], post_path: &str, post_len: usize) -> Vec<Transfer> {
+    let base = format!("http://127.0.0.1:{port}");
+    let each = |url: String| {
+        [
+            "-o".into(),
+            "/dev/null".into(),
+            "-w".into(),
+            CURL_FORMAT.into(),
+            url,
+        ]
+    };
+    let mut args: Vec<String> = Vec::new();
+    for path in paths {
+        args.extend(each(format!("{base}{path}")));
+    }
+    let body = temp_dir(&format!("curl-{port}")).join("body.bin");
+    std::fs::write(&body, vec![b'p'; post_len]).expect("write body");
+    args.extend([
+        "--next".into(),
+        "--data-binary".into(),
+        format!("@{}", body.display()),
+    ]);
+    args.extend(each(format!("{base}{post_path}")));
+    let transfers = curl(&args);
+    assert_eq!(transfers.len(), paths.len() + 1);
+    assert_eq!(transfers[paths.len()].upload_bytes, post_len as u64);
+    transfers
 }
 
 #[test]
 fn nginx_and_curl_keep_alive_404_and_large_post() {
     let _g = serial();
     let ng = nginx(&[("index.html", 3000), ("small.txt", 10)]);
-    let port = ng.port.to_string();
-    let Some(watch) = Watch::start(&["--port", &port]) else {
+    let Some(watch) = Watch::start(&["--port", &ng.port.to_string()]) else {
         return;
     };
-    let base = format!("http://127.0.0.1:{port}");
-    let dir = temp_dir("curl-nginx");
-    let mut args: Vec<String> = Vec::new();
-    for path in ["/index.html", "/small.txt", "/missing", "/index.html"] {
-        args.extend(
-            [
-                "-o",
-                "/dev/null",
-                "-w",
-                CURL_FORMAT,
-                &format!("{base}{path}"),
-            ]
-            .map(String::from),
-        );
-    }
-    // A POST body five times the 1024-byte capture cap, on the same connection.
-    args.extend(
-        [
-            "--next",
-            "-o",
-            "/dev/null",
-            "-w",
-            CURL_FORMAT,
-            "--data-binary",
-        ]
-        .map(String::from),
-    );
-    args.push(post_body(&dir, 5000));
-    args.push(format!("{base}/post"));
-    let transfers = curl(&args);
-    assert_eq!(transfers.len(), 5);
-    assert_eq!(transfers[4].upload_bytes, 5000);
+    let paths = ["/index.html", "/small.txt", "/missing", "/index.html"];
+    let transfers = curl_session(ng.port, &paths, "/post", 5000);
     let w = watch.stop();
     check_both_sides(&w, &transfers, "nginx", ng.port);
     // One keep-alive connection for all of them.
     let client = side(&w.spans, "client", "curl", ng.port);
-    assert!(client
-        .iter()
-        .all(|c| n(c, "src_port") == n(client[0], "src_port")));
-    assert!(client
-        .iter()
-        .all(|c| n(c, "socket_id") == n(client[0], "socket_id")));
+    for f in ["src_port", "socket_id"] {
+        assert!(client.iter().all(|c| n(c, f) == n(client[0], f)), "{f}");
+    }
 }
 
 #[test]
 fn python_http_server_and_curl() {
     let _g = serial();
     let py = python_server("serve", &[]);
-    let port = py.port.to_string();
-    let Some(watch) = Watch::start(&["--port", &port]) else {
+    let Some(watch) = Watch::start(&["--port", &py.port.to_string()]) else {
         return;
     };
-    let base = format!("http://127.0.0.1:{port}");
-    let dir = temp_dir("curl-python");
-    let mut args: Vec<String> = Vec::new();
-    for path in ["/3000", "/missing", "/20000", "/1"] {
-        args.extend(
-            [
-                "-o",
-                "/dev/null",
-                "-w",
-                CURL_FORMAT,
-                &format!("{base}{path}"),
-            ]
-            .map(String::from),
-        );
-    }
-    args.extend(
-        [
-            "--next",
-            "-o",
-            "/dev/null",
-            "-w",
-            CURL_FORMAT,
-            "--data-binary",
-        ]
-        .map(String::from),
+    let transfers = curl_session(
+        py.port,
+        &["/3000", "/missing", "/20000", "/1"],
+        "/upload",
+        9000,
     );
-    args.push(post_body(&dir, 9000));
-    args.push(format!("{base}/upload"));
-    let transfers = curl(&args);
-    assert_eq!(transfers.len(), 5);
     assert_eq!(transfers[4].code, 201);
     let w = watch.stop();
     check_both_sides(&w, &transfers, "python3", py.port);
