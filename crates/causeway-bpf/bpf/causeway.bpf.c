@@ -304,6 +304,23 @@ static __always_inline u32 copy_iov(struct data_event *e, u64 iovp, u64 iovcnt, 
 	return off;
 }
 
+/* Waking the reader on every record costs the traced thread an IPI and a
+ * scheduler round trip per syscall; instead the reader polls on a short tick
+ * and is woken only once a batch has built up. */
+#define WAKEUP_BYTES (256 * 1024)
+
+static __always_inline u64 wakeup_flag(void)
+{
+	return bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) >= WAKEUP_BYTES ? BPF_RB_FORCE_WAKEUP
+									      : BPF_RB_NO_WAKEUP;
+}
+
+static __always_inline void output(void *data, u64 size)
+{
+	if (bpf_ringbuf_output(&events, data, size, wakeup_flag()))
+		__sync_fetch_and_add(&lost_events, 1);
+}
+
 static __always_inline void submit(struct data_event *e)
 {
 	u64 n = e->h.cap_len;
@@ -314,8 +331,7 @@ static __always_inline void submit(struct data_event *e)
 	barrier_var(size);
 	if (size > sizeof(struct event_hdr) + MAX_PAYLOAD)
 		return;
-	if (bpf_ringbuf_output(&events, e, size, 0))
-		__sync_fetch_and_add(&lost_events, 1);
+	output(e, size);
 }
 
 static __always_inline void fill_common(struct data_event *e, struct io_args *a, u64 pid_tgid,
@@ -491,8 +507,7 @@ static __always_inline void emit_lifecycle(u8 kind, u64 sk, struct sock_info *in
 	bpf_get_current_comm(&h->comm, sizeof(h->comm));
 	if (kind == EV_OPEN)
 		fill_tuple(h, sk);
-	if (bpf_ringbuf_output(&events, h, sizeof(*h), 0))
-		__sync_fetch_and_add(&lost_events, 1);
+	output(h, sizeof(*h));
 }
 
 static __always_inline int lifecycle_enter(struct syscall_enter_ctx *ctx, u8 syscall)

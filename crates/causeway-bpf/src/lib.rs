@@ -154,12 +154,15 @@ impl Probes {
         })?;
         let ring = builder.build()?;
         while !stop.load(Ordering::Relaxed) {
+            // The kernel side wakes this poll only once a batch has built up;
+            // below that, records wait for the end of the tick.
             match ring.poll(tick) {
                 Ok(()) => {}
                 // A signal (Ctrl-C) interrupts epoll: check `stop` and go on.
                 Err(e) if e.kind() == libbpf_rs::ErrorKind::Interrupted => {}
                 Err(e) => return Err(e),
             }
+            ring.consume()?;
             sink.borrow_mut().on_tick();
         }
         // Whatever is already in the ring belongs to the run.
