@@ -102,9 +102,13 @@ struct trace_state {
 	u8 last_dir;
 };
 
+/* Per thread, the arguments of its syscall in progress. Entries are reused
+ * in place (a consumed one has sk == 0) instead of inserted and deleted per
+ * syscall: each hash insert or delete costs more than the rest of a probe.
+ * LRU, so threads that are gone make room. */
 struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 16384);
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 65536);
 	__type(key, u64);
 	__type(value, struct io_args);
 } inflight SEC(".maps");
@@ -146,36 +150,49 @@ static __always_inline bool skip_process(u64 pid_tgid)
 	return target_tgid != 0 && tgid != target_tgid;
 }
 
-/* fd -> struct sock *, or 0 unless it is a TCP or UDP socket over IPv4/IPv6. */
-static __always_inline u64 fd_to_sock(s32 fd)
+/* fd -> struct sock *, or 0 unless it is a TCP or UDP socket over IPv4/IPv6.
+ *
+ * Runs on every entry of every hooked syscall, files and pipes included, so
+ * it walks kernel memory with direct BTF-typed loads (the task from
+ * bpf_get_current_task_btf, untyped pointers cast with bpf_core_cast) rather
+ * than one bpf_probe_read_kernel call per field: on this kernel each helper
+ * call costs tens of nanoseconds. A faulting load reads as zero. */
+static __always_inline struct sock *fd_to_sock(s32 fd)
 {
 	if (fd < 0)
 		return 0;
-	struct task_struct *task = (void *)bpf_get_current_task();
-	struct fdtable *fdt = BPF_CORE_READ(task, files, fdt);
-	if (!fdt)
+	struct task_struct *task = bpf_get_current_task_btf();
+	struct files_struct *files = task->files;
+	if (!files)
 		return 0;
-	if ((u32)fd >= BPF_CORE_READ(fdt, max_fds))
+	struct fdtable *fdt = files->fdt;
+	if (!fdt || (u32)fd >= fdt->max_fds)
 		return 0;
-	struct file **fds = BPF_CORE_READ(fdt, fd);
-	struct file *f = 0;
-	bpf_probe_read_kernel(&f, sizeof(f), &fds[fd]);
-	if (!f)
+	struct file *fp = 0;
+	/* An array of pointers has no BTF type to walk: one explicit read. */
+	bpf_probe_read_kernel(&fp, sizeof(fp), &fdt->fd[fd]);
+	if (!fp)
 		return 0;
-	umode_t mode = BPF_CORE_READ(f, f_inode, i_mode);
-	if ((mode & S_IFMT) != S_IFSOCK)
+	struct file *f = bpf_core_cast(fp, struct file);
+	struct inode *inode = f->f_inode;
+	if (!inode || (inode->i_mode & S_IFMT) != S_IFSOCK)
 		return 0;
-	struct socket *sock = BPF_CORE_READ(f, private_data);
-	struct sock *sk = BPF_CORE_READ(sock, sk);
+	struct socket *sock = bpf_core_cast(f->private_data, struct socket);
+	struct sock *sk = sock->sk;
 	if (!sk)
 		return 0;
-	u16 family = BPF_CORE_READ(sk, __sk_common.skc_family);
+	u16 family = sk->__sk_common.skc_family;
 	if (family != AF_INET && family != AF_INET6)
 		return 0;
-	u16 proto = BPF_CORE_READ(sk, sk_protocol);
+	u16 proto = sk->sk_protocol;
 	if (proto != IPPROTO_TCP && proto != IPPROTO_UDP)
 		return 0;
-	return (u64)sk;
+	return sk;
+}
+
+static __always_inline struct sock *as_sock(u64 skp)
+{
+	return bpf_core_cast((void *)skp, struct sock);
 }
 
 static __always_inline struct sock_info *sock_lookup(u64 sk, u8 role, bool fresh)
@@ -193,23 +210,20 @@ static __always_inline struct sock_info *sock_lookup(u64 sk, u8 role, bool fresh
 
 static __always_inline void fill_tuple(struct event_hdr *h, u64 skp)
 {
-	struct sock *sk = (void *)skp;
-	u16 family = BPF_CORE_READ(sk, __sk_common.skc_family);
-	u16 proto = BPF_CORE_READ(sk, sk_protocol);
-	h->l4 = proto;
-	h->lport = BPF_CORE_READ(sk, __sk_common.skc_num);
-	u16 dport = BPF_CORE_READ(sk, __sk_common.skc_dport);
-	h->rport = __builtin_bswap16(dport);
-	if (family == AF_INET) {
+	struct sock *sk = as_sock(skp);
+	h->l4 = sk->sk_protocol;
+	h->lport = sk->__sk_common.skc_num;
+	h->rport = __builtin_bswap16(sk->__sk_common.skc_dport);
+	if (sk->__sk_common.skc_family == AF_INET) {
 		h->family = 4;
-		u32 l = BPF_CORE_READ(sk, __sk_common.skc_rcv_saddr);
-		u32 r = BPF_CORE_READ(sk, __sk_common.skc_daddr);
+		u32 l = sk->__sk_common.skc_rcv_saddr;
+		u32 r = sk->__sk_common.skc_daddr;
 		__builtin_memcpy(h->laddr, &l, 4);
 		__builtin_memcpy(h->raddr, &r, 4);
 	} else {
 		h->family = 6;
-		BPF_CORE_READ_INTO(&h->laddr, sk, __sk_common.skc_v6_rcv_saddr);
-		BPF_CORE_READ_INTO(&h->raddr, sk, __sk_common.skc_v6_daddr);
+		__builtin_memcpy(h->laddr, sk->__sk_common.skc_v6_rcv_saddr.in6_u.u6_addr8, 16);
+		__builtin_memcpy(h->raddr, sk->__sk_common.skc_v6_daddr.in6_u.u6_addr8, 16);
 	}
 }
 
@@ -255,8 +269,31 @@ static __always_inline u64 syscall_trace_id(u64 pid_tgid, u8 dir, u64 socket_id,
 		.last_ns = now,
 		.last_dir = dir,
 	};
-	bpf_map_update_elem(&thread_trace, &pid_tgid, &n, BPF_ANY);
+	if (st)
+		*st = n; /* in place: cheaper than an update */
+	else
+		bpf_map_update_elem(&thread_trace, &pid_tgid, &n, BPF_ANY);
 	return n.id;
+}
+
+static __always_inline void save_args(u64 pid_tgid, struct io_args *a)
+{
+	struct io_args *slot = bpf_map_lookup_elem(&inflight, &pid_tgid);
+	if (slot)
+		*slot = *a;
+	else
+		bpf_map_update_elem(&inflight, &pid_tgid, a, BPF_ANY);
+}
+
+/* Copies out and consumes the thread's saved arguments, if any. */
+static __always_inline bool take_args(u64 pid_tgid, struct io_args *a)
+{
+	struct io_args *slot = bpf_map_lookup_elem(&inflight, &pid_tgid);
+	if (!slot || !slot->sk)
+		return false;
+	*a = *slot;
+	slot->sk = 0;
+	return true;
 }
 
 static __always_inline struct data_event *scratch_event(void)
@@ -348,20 +385,20 @@ static __always_inline void fill_common(struct data_event *e, struct io_args *a,
 	h->fd = a->fd;
 	h->syscall = a->syscall;
 	h->direction = a->direction;
-	bpf_get_current_comm(&h->comm, sizeof(h->comm));
+	struct task_struct *task = bpf_get_current_task_btf();
+	__builtin_memcpy(h->comm, task->comm, sizeof(h->comm));
 	fill_tuple(h, a->sk);
 }
 
 /* The sequence number of the next byte this syscall will move, read at
  * entry: after it, a read that also consumed the peer's FIN has advanced
  * copied_seq one past the data. */
-static __always_inline u32 tcp_seq_at_entry(u64 skp, u8 dir)
+static __always_inline u32 tcp_seq_at_entry(struct sock *sk, u8 dir)
 {
-	struct sock *sk = (void *)skp;
-	if (BPF_CORE_READ(sk, sk_protocol) != IPPROTO_TCP)
+	if (sk->sk_protocol != IPPROTO_TCP)
 		return 0;
-	struct tcp_sock *tp = (void *)skp;
-	return dir == DIR_EGRESS ? BPF_CORE_READ(tp, write_seq) : BPF_CORE_READ(tp, copied_seq);
+	struct tcp_sock *tp = bpf_core_cast(sk, struct tcp_sock);
+	return dir == DIR_EGRESS ? tp->write_seq : tp->copied_seq;
 }
 
 static __always_inline int on_enter(struct syscall_enter_ctx *ctx, u8 syscall, u8 dir)
@@ -370,12 +407,12 @@ static __always_inline int on_enter(struct syscall_enter_ctx *ctx, u8 syscall, u
 	if (skip_process(pid_tgid))
 		return 0;
 	s32 fd = (s32)ctx->args[0];
-	u64 sk = fd_to_sock(fd);
+	struct sock *sk = fd_to_sock(fd);
 	if (!sk)
 		return 0;
 	struct io_args a = {
 		.enter_ns = bpf_ktime_get_ns(),
-		.sk = sk,
+		.sk = (u64)sk,
 		.buf = ctx->args[1],
 		.count = (u32)ctx->args[2],
 		.tcp_seq = tcp_seq_at_entry(sk, dir),
@@ -385,18 +422,16 @@ static __always_inline int on_enter(struct syscall_enter_ctx *ctx, u8 syscall, u
 	};
 	if (syscall == SC_SENDTO || syscall == SC_RECVFROM)
 		a.addr = ctx->args[4];
-	bpf_map_update_elem(&inflight, &pid_tgid, &a, BPF_ANY);
+	save_args(pid_tgid, &a);
 	return 0;
 }
 
 static __always_inline int on_exit(struct syscall_exit_ctx *ctx)
 {
 	u64 pid_tgid = bpf_get_current_pid_tgid();
-	struct io_args *ap = bpf_map_lookup_elem(&inflight, &pid_tgid);
-	if (!ap)
+	struct io_args a;
+	if (!take_args(pid_tgid, &a))
 		return 0;
-	struct io_args a = *ap;
-	bpf_map_delete_elem(&inflight, &pid_tgid);
 	long ret = ctx->ret;
 	if (ret <= 0)
 		return 0;
@@ -519,20 +554,20 @@ static __always_inline int lifecycle_enter(struct syscall_enter_ctx *ctx, u8 sys
 		.enter_ns = bpf_ktime_get_ns(),
 		.fd = (s32)ctx->args[0],
 		.syscall = syscall,
+		.sk = 1, /* not a socket yet: marks the entry live */
 	};
-	bpf_map_update_elem(&inflight, &pid_tgid, &a, BPF_ANY);
+	save_args(pid_tgid, &a);
 	return 0;
 }
 
 static __always_inline int lifecycle_exit(struct syscall_exit_ctx *ctx)
 {
 	u64 pid_tgid = bpf_get_current_pid_tgid();
-	struct io_args *ap = bpf_map_lookup_elem(&inflight, &pid_tgid);
-	if (!ap)
+	struct io_args a;
+	if (!take_args(pid_tgid, &a))
 		return 0;
-	u8 syscall = ap->syscall;
-	s32 fd = ap->fd;
-	bpf_map_delete_elem(&inflight, &pid_tgid);
+	u8 syscall = a.syscall;
+	s32 fd = a.fd;
 	long ret = ctx->ret;
 	u8 role;
 	if (syscall == SC_CONNECT) {
@@ -545,7 +580,7 @@ static __always_inline int lifecycle_exit(struct syscall_exit_ctx *ctx)
 		fd = ret;
 		role = ROLE_SERVER;
 	}
-	u64 sk = fd_to_sock(fd);
+	u64 sk = (u64)fd_to_sock(fd);
 	if (!sk)
 		return 0;
 	/* A new connection always gets a new id, even if the kernel reuses the
@@ -575,7 +610,7 @@ int enter_close(struct syscall_enter_ctx *ctx)
 	u64 pid_tgid = bpf_get_current_pid_tgid();
 	if (skip_process(pid_tgid))
 		return 0;
-	u64 sk = fd_to_sock((s32)ctx->args[0]);
+	u64 sk = (u64)fd_to_sock((s32)ctx->args[0]);
 	if (!sk)
 		return 0;
 	struct sock_info *info = bpf_map_lookup_elem(&sockets, &sk);

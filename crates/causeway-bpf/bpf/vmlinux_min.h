@@ -115,6 +115,7 @@ struct files_struct {
 
 struct task_struct {
 	struct files_struct *files;
+	char comm[16];
 };
 
 #pragma clang attribute pop
