@@ -27,6 +27,8 @@ use std::time::Duration;
 /// Where finished spans go.
 pub trait SpanSink {
     fn on_span(&mut self, span: Span);
+    /// Called after each batch of events, so a sink may buffer in between.
+    fn flush(&mut self) {}
 }
 
 impl<F: FnMut(Span)> SpanSink for F {
@@ -478,6 +480,7 @@ impl EventSink for ProbeDriver<'_> {
     fn on_tick(&mut self) {
         self.pipeline.note_kernel_lost((self.lost)());
         self.pipeline.tick(WallClock::monotonic_ns(), self.sink);
+        self.sink.flush();
     }
 
     fn on_decode_error(&mut self, _error: DecodeError) {

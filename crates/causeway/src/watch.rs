@@ -98,7 +98,9 @@ pub fn run(args: WatchArgs) -> Result<()> {
     let mut out = Printer {
         format: args.format,
         protocol: args.protocol,
-        stdout: std::io::stdout(),
+        // Written out once per poll of the ring buffer, not per span: a write
+        // syscall per line would cost the agent more than building the span.
+        out: std::io::BufWriter::with_capacity(1 << 16, std::io::stdout()),
         header_done: false,
     };
     eprintln!("causeway: watching; Ctrl-C to stop");
@@ -134,7 +136,7 @@ pub fn run(args: WatchArgs) -> Result<()> {
 struct Printer {
     format: Format,
     protocol: Option<L7Protocol>,
-    stdout: std::io::Stdout,
+    out: std::io::BufWriter<std::io::Stdout>,
     header_done: bool,
 }
 
@@ -143,9 +145,9 @@ impl causeway_agent::SpanSink for Printer {
         if self.protocol.is_some_and(|p| p != span.protocol) {
             return;
         }
-        let mut out = self.stdout.lock();
+        let out = &mut self.out;
         let result = match self.format {
-            Format::Json => serde_json::to_writer(&mut out, &span)
+            Format::Json => serde_json::to_writer(&mut *out, &span)
                 .map_err(std::io::Error::other)
                 .and_then(|()| out.write_all(b"\n")),
             Format::Table => {
@@ -174,6 +176,12 @@ impl causeway_agent::SpanSink for Printer {
         };
         if result.is_err() {
             // stdout is gone (a closed pipe): nobody reads on, so stop.
+            STOP.store(true, Ordering::Relaxed);
+        }
+    }
+
+    fn flush(&mut self) {
+        if self.out.flush().is_err() {
             STOP.store(true, Ordering::Relaxed);
         }
     }
