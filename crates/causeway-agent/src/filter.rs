@@ -30,3 +30,49 @@ impl EventFilter {
         true
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use causeway_model::{Comm, Direction, FiveTuple, Syscall};
+
+    fn event(pid: u32, comm: &str, local: u16, remote: u16) -> DataEvent<'static> {
+        DataEvent {
+            pid,
+            tid: pid,
+            comm: Comm::from_str_lossy(comm),
+            socket_id: 1,
+            role: Default::default(),
+            tuple: FiveTuple {
+                local: format!("127.0.0.1:{local}").parse().unwrap(),
+                remote: format!("127.0.0.1:{remote}").parse().unwrap(),
+                ..FiveTuple::default()
+            },
+            tcp_seq: 0,
+            direction: Direction::Egress,
+            enter_ns: 0,
+            exit_ns: 0,
+            syscall_trace_id: 0,
+            syscall: Syscall::Write,
+            fd: 3,
+            total_len: 0,
+            payload: b"",
+        }
+    }
+
+    #[test]
+    fn every_field_must_match() {
+        let all = EventFilter::default();
+        assert!(all.matches(&event(1, "curl", 40000, 80)));
+        let f = EventFilter {
+            pid: Some(7),
+            comm: Some("nginx".into()),
+            port: Some(80),
+        };
+        assert!(f.matches(&event(7, "nginx", 80, 40000)));
+        assert!(f.matches(&event(7, "nginx", 40000, 80)), "either end's port");
+        assert!(!f.matches(&event(8, "nginx", 80, 40000)));
+        assert!(!f.matches(&event(7, "curl", 80, 40000)));
+        assert!(!f.matches(&event(7, "nginx", 81, 40000)));
+    }
+}
