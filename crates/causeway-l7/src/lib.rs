@@ -13,7 +13,12 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod head;
 pub mod http1;
 pub mod infer;
+pub mod mysql;
+pub mod postgresql;
+pub mod redis;
 
 pub use causeway_model::L7Protocol;
+pub use head::{Head, ParseError};

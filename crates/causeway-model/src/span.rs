@@ -12,20 +12,37 @@ pub enum L7Protocol {
     Unknown,
     /// HTTP/1.0 and HTTP/1.1.
     Http,
+    Redis,
+    Mysql,
+    Postgresql,
 }
 
 impl L7Protocol {
+    /// Every protocol with a parser, in the order inference tries them.
+    pub const PARSED: [L7Protocol; 4] = [
+        L7Protocol::Http,
+        L7Protocol::Redis,
+        L7Protocol::Mysql,
+        L7Protocol::Postgresql,
+    ];
+
     pub fn as_str(&self) -> &'static str {
         match self {
             L7Protocol::Unknown => "unknown",
             L7Protocol::Http => "http",
+            L7Protocol::Redis => "redis",
+            L7Protocol::Mysql => "mysql",
+            L7Protocol::Postgresql => "postgresql",
         }
     }
 
-    /// Parses the names users type (`http`, `http1`).
+    /// Parses the names users type (`http`, `redis`, `mysql`, `postgresql`/`pgsql`).
     pub fn from_name(name: &str) -> Option<L7Protocol> {
         match name.to_ascii_lowercase().as_str() {
             "http" | "http1" | "http/1" | "http/1.1" => Some(L7Protocol::Http),
+            "redis" | "resp" => Some(L7Protocol::Redis),
+            "mysql" | "mariadb" => Some(L7Protocol::Mysql),
+            "postgresql" | "postgres" | "pgsql" | "pg" => Some(L7Protocol::Postgresql),
             "unknown" => Some(L7Protocol::Unknown),
             _ => None,
         }
@@ -111,6 +128,8 @@ pub struct Span {
     pub request_domain: String,
     /// Path, statement, key.
     pub request_resource: String,
+    /// Error text the response carried (Redis error, SQL error message).
+    pub exception: String,
     pub user_agent: String,
     pub response_code: Option<i32>,
     pub response_status: ResponseStatus,

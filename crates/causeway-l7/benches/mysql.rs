@@ -1,0 +1,2 @@
+//! (mysql parser bench: being written.)
+fn main() {}

@@ -1,0 +1,2 @@
+//! (postgresql parser bench: being written.)
+fn main() {}

@@ -1,0 +1,2 @@
+//! (redis parser bench: being written.)
+fn main() {}

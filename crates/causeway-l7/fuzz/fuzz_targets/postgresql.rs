@@ -1,0 +1,12 @@
+#![no_main]
+//! Arbitrary bytes through the postgresql parser: never a panic.
+use causeway_l7::infer::MessageKind;
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    let _ = causeway_l7::postgresql::infer(data);
+    for kind in [MessageKind::Request, MessageKind::Response] {
+        let _ = causeway_l7::postgresql::parse(data, kind);
+        let _ = causeway_l7::postgresql::ends_message(data, kind);
+    }
+});
