@@ -70,7 +70,10 @@ mod tests {
             port: Some(80),
         };
         assert!(f.matches(&event(7, "nginx", 80, 40000)));
-        assert!(f.matches(&event(7, "nginx", 40000, 80)), "either end's port");
+        assert!(
+            f.matches(&event(7, "nginx", 40000, 80)),
+            "either end's port"
+        );
         assert!(!f.matches(&event(8, "nginx", 80, 40000)));
         assert!(!f.matches(&event(7, "curl", 80, 40000)));
         assert!(!f.matches(&event(7, "nginx", 81, 40000)));

@@ -3,8 +3,8 @@
 //! Only the first syscall of a message is parsed, into a [`MessageHead`];
 //! later syscalls of the same message only add to its length and end time.
 
-use causeway_l7::http1;
 use causeway_l7::infer::MessageKind;
+use causeway_l7::{http1, mysql, postgresql, redis, Head};
 use causeway_model::{Comm, DataEvent, Direction, FiveTuple, L7Protocol, ResponseStatus};
 
 /// What a parser read from the head of one message: the few fields a span
@@ -22,6 +22,8 @@ pub struct MessageHead {
     /// Responses: status code.
     pub response_code: Option<i32>,
     pub response_status: Option<ResponseStatus>,
+    /// Responses: error text.
+    pub exception: String,
     pub x_request_id: String,
     pub trace_id: String,
     pub span_id: String,
@@ -34,6 +36,25 @@ pub struct MessageHead {
     pub upgrade: bool,
     /// A request whose response has no body (HEAD).
     pub bodiless_response: bool,
+    /// Part of no exchange (a server greeting): not paired, counted.
+    pub unpaired: bool,
+}
+
+impl From<Head<'_>> for MessageHead {
+    fn from(h: Head<'_>) -> MessageHead {
+        MessageHead {
+            version: h.version.into_owned(),
+            request_type: h.request_type.into_owned(),
+            request_domain: h.request_domain.into_owned(),
+            request_resource: h.request_resource.into_owned(),
+            response_code: h.response_code,
+            response_status: h.response_status,
+            exception: h.exception.into_owned(),
+            message_len: h.message_len,
+            unpaired: h.unpaired,
+            ..MessageHead::default()
+        }
+    }
 }
 
 /// Why a payload gave no head.
@@ -41,8 +62,10 @@ pub struct MessageHead {
 pub enum HeadError {
     /// The protocol has no parser (yet).
     Unsupported,
-    /// The parser rejected the bytes.
-    Parse(http1::ParseError),
+    /// The HTTP/1 parser rejected the bytes.
+    Http(http1::ParseError),
+    /// Another protocol's parser rejected the bytes.
+    Parse(causeway_l7::ParseError),
 }
 
 fn owned(s: Option<&str>) -> String {
@@ -62,7 +85,7 @@ pub fn parse_head(
     match protocol {
         L7Protocol::Http => match kind {
             MessageKind::Request => {
-                let r = http1::parse_request(payload).map_err(HeadError::Parse)?;
+                let r = http1::parse_request(payload).map_err(HeadError::Http)?;
                 let trace = r.trace.trace_context().unwrap_or_default();
                 Ok(MessageHead {
                     version: format!("1.{}", r.minor_version),
@@ -80,7 +103,7 @@ pub fn parse_head(
                 })
             }
             MessageKind::Response => {
-                let r = http1::parse_response(payload).map_err(HeadError::Parse)?;
+                let r = http1::parse_response(payload).map_err(HeadError::Http)?;
                 let trace = r.trace.trace_context().unwrap_or_default();
                 Ok(MessageHead {
                     version: format!("1.{}", r.minor_version),
@@ -97,15 +120,58 @@ pub fn parse_head(
                 })
             }
         },
+        L7Protocol::Redis => redis::parse(payload, kind)
+            .map(MessageHead::from)
+            .map_err(HeadError::Parse),
+        L7Protocol::Mysql => mysql::parse(payload, kind)
+            .map(MessageHead::from)
+            .map_err(HeadError::Parse),
+        L7Protocol::Postgresql => postgresql::parse(payload, kind)
+            .map(MessageHead::from)
+            .map_err(HeadError::Parse),
         L7Protocol::Unknown => Err(HeadError::Unsupported),
     }
 }
 
-/// Whether a message of this protocol and kind could end without its length
-/// being known up front, and these bytes mark the end.
-pub fn ends_message(protocol: L7Protocol, payload: &[u8]) -> bool {
+/// Which protocol the first bytes of a socket's first message speak, and
+/// which kind of message they are when the bytes alone tell.
+pub fn infer_protocol(payload: &[u8]) -> Option<(L7Protocol, Option<MessageKind>)> {
+    // HTTP first: its start lines are the most distinctive.
+    if let Some((p, kind)) = causeway_l7::infer::infer(payload) {
+        return Some((p, Some(kind)));
+    }
+    // Binary protocols with length-checked frames before the text-ish RESP.
+    if let Some(kind) = mysql::infer(payload) {
+        return Some((L7Protocol::Mysql, Some(kind)));
+    }
+    if let Some(kind) = postgresql::infer(payload) {
+        return Some((L7Protocol::Postgresql, Some(kind)));
+    }
+    if let Some(kind) = redis::infer(payload) {
+        return Some((L7Protocol::Redis, Some(kind)));
+    }
+    None
+}
+
+/// For protocols whose message kind is in the bytes (HTTP/1), the kind of
+/// the message these bytes start; None for the others or non-starts.
+pub fn kind_in_bytes(protocol: L7Protocol, payload: &[u8]) -> Option<MessageKind> {
+    match protocol {
+        L7Protocol::Http => causeway_l7::infer::infer(payload)
+            .filter(|(p, _)| *p == protocol)
+            .map(|(_, k)| k),
+        _ => None,
+    }
+}
+
+/// Whether a whole syscall's bytes end a message of this protocol and kind
+/// whose length the head could not tell.
+pub fn ends_message(protocol: L7Protocol, kind: MessageKind, payload: &[u8]) -> bool {
     match protocol {
         L7Protocol::Http => http1::ends_chunked_body(payload),
+        L7Protocol::Redis => redis::ends_message(payload, kind),
+        L7Protocol::Mysql => mysql::ends_message(payload, kind),
+        L7Protocol::Postgresql => postgresql::ends_message(payload, kind),
         L7Protocol::Unknown => false,
     }
 }
@@ -232,7 +298,7 @@ mod tests {
     #[test]
     fn garbage_is_a_typed_error() {
         let e = parse_head(L7Protocol::Http, MessageKind::Request, b"\x00\x01", false);
-        assert!(matches!(e, Err(HeadError::Parse(_))));
+        assert!(matches!(e, Err(HeadError::Http(_))));
         let e = parse_head(L7Protocol::Unknown, MessageKind::Request, b"x", false);
         assert_eq!(e, Err(HeadError::Unsupported));
     }

@@ -15,11 +15,12 @@
 
 use crate::clock::WallClock;
 use crate::filter::EventFilter;
-use crate::message::{ends_message, parse_head, HeadError, Message};
+use crate::message::{ends_message, infer_protocol, kind_in_bytes, parse_head, HeadError, Message};
 use causeway_bpf::{DecodeError, EventSink};
-use causeway_l7::infer::{infer, MessageKind};
+use causeway_l7::infer::MessageKind;
 use causeway_model::{
-    DataEvent, Direction, L7Protocol, ObservationPoint, ResponseStatus, SocketEvent, Span,
+    DataEvent, Direction, L7Protocol, ObservationPoint, ResponseStatus, SocketEvent, SocketRole,
+    Span,
 };
 use std::collections::{HashMap, VecDeque};
 use std::time::Duration;
@@ -93,6 +94,8 @@ pub struct Stats {
     pub pending_dropped: u64,
     /// 1xx interim responses, which answer nothing.
     pub interim_responses: u64,
+    /// Messages outside any exchange (a server greeting).
+    pub unpaired_messages: u64,
 }
 
 #[derive(Debug, Default)]
@@ -101,11 +104,20 @@ struct SocketState {
     /// Not parsed any more: upgraded, or nothing we know.
     opaque: bool,
     infer_failures: u8,
+    /// The direction requests travel, fixed when the protocol is inferred.
+    request_dir: Option<Direction>,
     /// The message in progress per direction (index: [`dir_index`]).
     current: [Option<Message>; 2],
     /// Requests waiting for their response, oldest first.
     pending: VecDeque<Message>,
     last_ns: u64,
+}
+
+fn opposite(d: Direction) -> Direction {
+    match d {
+        Direction::Ingress => Direction::Egress,
+        Direction::Egress => Direction::Ingress,
+    }
 }
 
 fn dir_index(d: Direction) -> usize {
@@ -276,12 +288,15 @@ impl Core {
                     return;
                 }
                 None => {
-                    let starts_new = infer(e.payload).is_some_and(|(p, _)| Some(p) == s.protocol);
+                    // Only where the bytes tell a start from a continuation
+                    // (HTTP's start lines) can a new message cut this one
+                    // short; binary frames of a continuation look like starts.
+                    let starts_new = kind_in_bytes(m.protocol, e.payload).is_some();
                     if !starts_new {
                         m.length += total;
                         m.end_ns = e.exit_ns;
                         let whole = e.payload.len() as u64 == total;
-                        if whole && ends_message(m.protocol, e.payload) {
+                        if whole && ends_message(m.protocol, m.kind, e.payload) {
                             self.finish(s, m, sink);
                         } else {
                             s.current[d] = Some(m);
@@ -310,7 +325,7 @@ impl Core {
             let Some(buf) = e.payload.get(offset as usize..).filter(|b| !b.is_empty()) else {
                 return;
             };
-            let Some((protocol, kind)) = infer(buf) else {
+            let Some((protocol, kind)) = self.protocol_and_kind(s, e, buf) else {
                 self.stats.unrecognised += 1;
                 if s.protocol.is_none() {
                     s.infer_failures = s.infer_failures.saturating_add(1);
@@ -320,12 +335,11 @@ impl Core {
                 }
                 return;
             };
-            s.protocol = Some(protocol);
             let head_request = kind == MessageKind::Response
                 && s.pending.front().is_some_and(|r| r.head.bodiless_response);
             let head = match parse_head(protocol, kind, buf, head_request) {
                 Ok(h) => h,
-                Err(HeadError::Parse(_)) => {
+                Err(HeadError::Http(_) | HeadError::Parse(_)) => {
                     self.stats.parse_errors += 1;
                     return;
                 }
@@ -344,7 +358,7 @@ impl Core {
                 continue;
             }
             let whole = e.payload.len() as u64 == total;
-            if m.remaining().is_none() && whole && ends_message(protocol, buf) {
+            if m.remaining().is_none() && whole && ends_message(protocol, kind, buf) {
                 self.finish(s, m, sink);
             } else {
                 s.current[d] = Some(m);
@@ -353,8 +367,49 @@ impl Core {
         }
     }
 
+    /// The protocol of the message starting at `buf` and whether it is a
+    /// request, inferring the socket's protocol on its first message.
+    fn protocol_and_kind(
+        &self,
+        s: &mut SocketState,
+        e: &DataEvent<'_>,
+        buf: &[u8],
+    ) -> Option<(L7Protocol, MessageKind)> {
+        let kind_by_direction = |request_dir: Direction| {
+            if e.direction == request_dir {
+                MessageKind::Request
+            } else {
+                MessageKind::Response
+            }
+        };
+        if let Some(p) = s.protocol {
+            if p == L7Protocol::Http {
+                // HTTP/1 says in its bytes; anything else is no message start.
+                return kind_in_bytes(p, buf).map(|k| (p, k));
+            }
+            return Some((p, kind_by_direction(s.request_dir?)));
+        }
+        let (p, kind) = infer_protocol(buf)?;
+        let kind = kind.unwrap_or(match e.role {
+            SocketRole::Client => kind_by_direction(Direction::Egress),
+            SocketRole::Server => kind_by_direction(Direction::Ingress),
+            // A socket older than the agent: its first message seen asks.
+            SocketRole::Unknown => MessageKind::Request,
+        });
+        s.protocol = Some(p);
+        s.request_dir = Some(match kind {
+            MessageKind::Request => e.direction,
+            MessageKind::Response => opposite(e.direction),
+        });
+        Some((p, kind))
+    }
+
     /// A message is done: queue a request, or pair a response.
     fn finish(&mut self, s: &mut SocketState, m: Message, sink: &mut dyn SpanSink) {
+        if m.head.unpaired {
+            self.stats.unpaired_messages += 1;
+            return;
+        }
         match m.kind {
             MessageKind::Request => {
                 if s.pending.len() >= self.config.max_pending_per_socket {
@@ -446,6 +501,7 @@ impl Core {
             request_domain: req.head.request_domain,
             request_resource: req.head.request_resource,
             user_agent: req.head.user_agent,
+            exception: rh.map(|h| h.exception.clone()).unwrap_or_default(),
             response_code: rh.and_then(|h| h.response_code),
             response_status,
             start_time_us,

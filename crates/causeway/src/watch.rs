@@ -22,7 +22,7 @@ pub struct WatchArgs {
     /// Only sockets with this port at either end.
     #[arg(long)]
     port: Option<u16>,
-    /// Only this application protocol (http).
+    /// Only this application protocol (http, redis, mysql, postgresql).
     #[arg(long, value_parser = parse_protocol)]
     protocol: Option<L7Protocol>,
     #[arg(long, value_enum, default_value_t = Format::Table)]
@@ -45,7 +45,8 @@ enum Format {
 }
 
 fn parse_protocol(s: &str) -> Result<L7Protocol, String> {
-    L7Protocol::from_name(s).ok_or_else(|| format!("unknown protocol {s:?}; known: http"))
+    L7Protocol::from_name(s)
+        .ok_or_else(|| format!("unknown protocol {s:?}; known: http, redis, mysql, postgresql"))
 }
 
 static STOP: AtomicBool = AtomicBool::new(false);

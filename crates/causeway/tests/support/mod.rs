@@ -301,3 +301,151 @@ pub fn n(span: &Value, name: &str) -> u64 {
         .as_u64()
         .unwrap_or_else(|| panic!("{name} not a number in {span}"))
 }
+
+/// Starts `cmd` (in the foreground, killed on drop) and waits for `port`.
+pub fn spawn_server(cmd: &mut Command, port: u16) -> Server {
+    let child = cmd
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| panic!("start {cmd:?} (scripts/setup installs it): {e}"));
+    wait_for_port(port);
+    Server { child, port }
+}
+
+/// redis-server on a fresh port, no persistence.
+pub fn redis() -> Server {
+    let port = free_port();
+    spawn_server(
+        Command::new("redis-server")
+            .args(["--bind", "127.0.0.1", "--port", &port.to_string()])
+            .args(["--save", "", "--appendonly", "no"]),
+        port,
+    )
+}
+
+/// Runs a command to completion, panicking with its output if it fails.
+pub fn run_ok(cmd: &mut Command) -> String {
+    let out = cmd.output().unwrap_or_else(|e| panic!("run {cmd:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed: {}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// PostgreSQL 15 in a fresh cluster (trust auth) on a fresh port, run as
+/// the `postgres` user; stopped on drop.
+pub struct Postgres {
+    pub port: u16,
+    dir: PathBuf,
+}
+
+pub fn postgres() -> Postgres {
+    let port = free_port();
+    let dir = temp_dir(&format!("pg-{port}"));
+    let bin = Path::new("/usr/lib/postgresql/15/bin");
+    run_ok(
+        Command::new("chown")
+            .args(["-R", "postgres:postgres"])
+            .arg(&dir),
+    );
+    let data = dir.join("data");
+    let as_pg = |args: String| {
+        let mut c = Command::new("su");
+        c.args(["postgres", "-s", "/bin/sh", "-c", &args]);
+        c
+    };
+    run_ok(&mut as_pg(format!(
+        "{} -D {} -A trust -U postgres >/dev/null",
+        bin.join("initdb").display(),
+        data.display()
+    )));
+    run_ok(&mut as_pg(format!(
+        "{} -D {} -w -l {}/log -o '-p {port} -k {} -c listen_addresses=127.0.0.1' start >/dev/null",
+        bin.join("pg_ctl").display(),
+        data.display(),
+        dir.display(),
+        dir.display()
+    )));
+    wait_for_port(port);
+    Postgres { port, dir }
+}
+
+impl Drop for Postgres {
+    fn drop(&mut self) {
+        let _ = Command::new("su")
+            .args(["postgres", "-s", "/bin/sh", "-c"])
+            .arg(format!(
+                "/usr/lib/postgresql/15/bin/pg_ctl -D {}/data -m immediate stop",
+                self.dir.display()
+            ))
+            .output();
+    }
+}
+
+/// MariaDB in a fresh data dir on a fresh port, any login accepted.
+pub fn mariadb() -> Server {
+    let port = free_port();
+    let dir = temp_dir(&format!("mariadb-{port}"));
+    run_ok(
+        Command::new("mariadb-install-db")
+            .args([
+                "--no-defaults",
+                "--user=root",
+                "--auth-root-authentication-method=normal",
+            ])
+            .arg(format!("--datadir={}/data", dir.display())),
+    );
+    spawn_server(
+        Command::new("mariadbd")
+            .args(["--no-defaults", "--user=root", "--skip-grant-tables"])
+            .arg(format!("--datadir={}/data", dir.display()))
+            .arg(format!("--socket={}/sock", dir.display()))
+            .arg(format!("--port={port}"))
+            .args(["--bind-address=127.0.0.1", "--skip-log-bin"]),
+        port,
+    )
+}
+
+/// Spans of one protocol seen at `op` in `comm` towards `port`, oldest first.
+pub fn spans_of<'a>(
+    spans: &'a [Value],
+    protocol: &str,
+    op: &str,
+    comm: &str,
+    port: u16,
+) -> Vec<&'a Value> {
+    let mut v: Vec<&Value> = spans
+        .iter()
+        .filter(|sp| s(sp, "protocol") == protocol && s(sp, "observation_point") == op)
+        .filter(|sp| s(sp, "comm") == comm && n(sp, "dst_port") == port as u64)
+        .collect();
+    v.sort_by_key(|sp| n(sp, "start_time_us"));
+    v
+}
+
+/// Every client span has exactly one server span with its request TCP
+/// sequence, agreeing on what was asked and answered.
+pub fn check_twins(client: &[&Value], server: &[&Value]) {
+    for c in client {
+        let twins: Vec<&&Value> = server
+            .iter()
+            .filter(|sv| n(sv, "req_tcp_seq") == n(c, "req_tcp_seq"))
+            .collect();
+        assert_eq!(twins.len(), 1, "one server span for {c}");
+        for f in [
+            "request_type",
+            "request_resource",
+            "response_status",
+            "request_length",
+            "response_length",
+            "resp_tcp_seq",
+            "src_port",
+        ] {
+            assert_eq!(field(twins[0], f), field(c, f), "{f}: {c} vs {}", twins[0]);
+        }
+    }
+}
