@@ -102,16 +102,22 @@ struct trace_state {
 	u8 last_dir;
 };
 
-/* Per thread, the arguments of its syscall in progress. Entries are reused
- * in place (a consumed one has sk == 0) instead of inserted and deleted per
- * syscall: each hash insert or delete costs more than the rest of a probe.
- * LRU, so threads that are gone make room. */
+/* What Causeway keeps per thread: the arguments of its socket syscall in
+ * progress (consumed at exit: sk == 0) and its syscall trace id state. In
+ * task-local storage, which hangs off the task itself: no hashing per
+ * syscall (a hash lookup cost more than the rest of a probe here), and the
+ * kernel frees it when the thread exits. */
+struct thread_state {
+	struct io_args args;
+	struct trace_state trace;
+};
+
 struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, 65536);
-	__type(key, u64);
-	__type(value, struct io_args);
-} inflight SEC(".maps");
+	__uint(type, BPF_MAP_TYPE_TASK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
+	__type(value, struct thread_state);
+} threads SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
@@ -120,12 +126,6 @@ struct {
 	__type(value, struct sock_info);
 } sockets SEC(".maps");
 
-struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, 65536);
-	__type(key, u64); /* pid_tgid */
-	__type(value, struct trace_state);
-} thread_trace SEC(".maps");
 
 /* One event under construction per CPU (tracepoint programs do not migrate).
  * A plain array indexed by CPU, since per-CPU values are capped at 32 KiB;
@@ -251,10 +251,9 @@ static __always_inline void peer_from_sockaddr(struct event_hdr *h, u64 uaddr)
  * (unless it continues the previous inbound one on the same socket); outbound
  * messages carry the thread's current id, so a server's request and the
  * downstream calls it makes before answering share it. */
-static __always_inline u64 syscall_trace_id(u64 pid_tgid, u8 dir, u64 socket_id, u64 now)
+static __always_inline u64 syscall_trace_id(struct trace_state *st, u8 dir, u64 socket_id, u64 now)
 {
-	struct trace_state *st = bpf_map_lookup_elem(&thread_trace, &pid_tgid);
-	if (st && now - st->last_ns < trace_idle_ns) {
+	if (st->id && now - st->last_ns < trace_idle_ns) {
 		bool same = dir == DIR_INGRESS ? (st->last_dir == DIR_INGRESS && st->socket_id == socket_id)
 					       : true;
 		if (same) {
@@ -269,31 +268,28 @@ static __always_inline u64 syscall_trace_id(u64 pid_tgid, u8 dir, u64 socket_id,
 		.last_ns = now,
 		.last_dir = dir,
 	};
-	if (st)
-		*st = n; /* in place: cheaper than an update */
-	else
-		bpf_map_update_elem(&thread_trace, &pid_tgid, &n, BPF_ANY);
+	*st = n;
 	return n.id;
 }
 
-static __always_inline void save_args(u64 pid_tgid, struct io_args *a)
+static __always_inline void save_args(struct io_args *a)
 {
-	struct io_args *slot = bpf_map_lookup_elem(&inflight, &pid_tgid);
-	if (slot)
-		*slot = *a;
-	else
-		bpf_map_update_elem(&inflight, &pid_tgid, a, BPF_ANY);
+	struct thread_state *ts = bpf_task_storage_get(&threads, bpf_get_current_task_btf(), 0,
+						       BPF_LOCAL_STORAGE_GET_F_CREATE);
+	if (ts)
+		ts->args = *a;
 }
 
-/* Copies out and consumes the thread's saved arguments, if any. */
-static __always_inline bool take_args(u64 pid_tgid, struct io_args *a)
+/* Copies out and consumes the thread's saved arguments; returns its state,
+ * or 0 if no socket syscall of this thread is in progress. */
+static __always_inline struct thread_state *take_args(struct io_args *a)
 {
-	struct io_args *slot = bpf_map_lookup_elem(&inflight, &pid_tgid);
-	if (!slot || !slot->sk)
-		return false;
-	*a = *slot;
-	slot->sk = 0;
-	return true;
+	struct thread_state *ts = bpf_task_storage_get(&threads, bpf_get_current_task_btf(), 0, 0);
+	if (!ts || !ts->args.sk)
+		return 0;
+	*a = ts->args;
+	ts->args.sk = 0;
+	return ts;
 }
 
 static __always_inline struct data_event *scratch_event(void)
@@ -422,7 +418,7 @@ static __always_inline int on_enter(struct syscall_enter_ctx *ctx, u8 syscall, u
 	};
 	if (syscall == SC_SENDTO || syscall == SC_RECVFROM)
 		a.addr = ctx->args[4];
-	save_args(pid_tgid, &a);
+	save_args(&a);
 	return 0;
 }
 
@@ -430,7 +426,8 @@ static __always_inline int on_exit(struct syscall_exit_ctx *ctx)
 {
 	u64 pid_tgid = bpf_get_current_pid_tgid();
 	struct io_args a;
-	if (!take_args(pid_tgid, &a))
+	struct thread_state *ts = take_args(&a);
+	if (!ts)
 		return 0;
 	long ret = ctx->ret;
 	if (ret <= 0)
@@ -443,7 +440,7 @@ static __always_inline int on_exit(struct syscall_exit_ctx *ctx)
 	if (!e)
 		return 0;
 	fill_common(e, &a, pid_tgid, info, now);
-	u64 tid = syscall_trace_id(pid_tgid, a.direction, info->id, now);
+	u64 tid = syscall_trace_id(&ts->trace, a.direction, info->id, now);
 	e->h.trace_id = tid;
 
 	if (a.syscall == SC_SENDMMSG || a.syscall == SC_RECVMMSG) {
@@ -556,7 +553,7 @@ static __always_inline int lifecycle_enter(struct syscall_enter_ctx *ctx, u8 sys
 		.syscall = syscall,
 		.sk = 1, /* not a socket yet: marks the entry live */
 	};
-	save_args(pid_tgid, &a);
+	save_args(&a);
 	return 0;
 }
 
@@ -564,7 +561,7 @@ static __always_inline int lifecycle_exit(struct syscall_exit_ctx *ctx)
 {
 	u64 pid_tgid = bpf_get_current_pid_tgid();
 	struct io_args a;
-	if (!take_args(pid_tgid, &a))
+	if (!take_args(&a))
 		return 0;
 	u8 syscall = a.syscall;
 	s32 fd = a.fd;
