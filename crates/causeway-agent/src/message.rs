@@ -140,12 +140,14 @@ pub fn infer_protocol(payload: &[u8]) -> Option<(L7Protocol, Option<MessageKind>
     if let Some((p, kind)) = causeway_l7::infer::infer(payload) {
         return Some((p, Some(kind)));
     }
-    // Binary protocols with length-checked frames before the text-ish RESP.
-    if let Some(kind) = mysql::infer(payload) {
-        return Some((L7Protocol::Mysql, Some(kind)));
-    }
+    // Binary protocols with length-checked frames before the text-ish RESP;
+    // PostgreSQL before MySQL, whose looser 4-byte header also fits some
+    // PostgreSQL frames while the reverse was never seen in recorded traffic.
     if let Some(kind) = postgresql::infer(payload) {
         return Some((L7Protocol::Postgresql, Some(kind)));
+    }
+    if let Some(kind) = mysql::infer(payload) {
+        return Some((L7Protocol::Mysql, Some(kind)));
     }
     if let Some(kind) = redis::infer(payload) {
         return Some((L7Protocol::Redis, Some(kind)));
