@@ -106,6 +106,9 @@ struct SocketState {
     infer_failures: u8,
     /// The direction requests travel, fixed when the protocol is inferred.
     request_dir: Option<Direction>,
+    /// The database the connection chose when it opened (PostgreSQL
+    /// startup, MySQL login or COM_INIT_DB): the domain of its later spans.
+    domain: String,
     /// The message in progress per direction (index: [`dir_index`]).
     current: [Option<Message>; 2],
     /// Requests waiting for their response, oldest first.
@@ -412,6 +415,16 @@ impl Core {
         }
         match m.kind {
             MessageKind::Request => {
+                let mut m = m;
+                let sets_domain = matches!(
+                    m.head.request_type.as_str(),
+                    "STARTUP" | "LOGIN" | "COM_INIT_DB"
+                );
+                if sets_domain && !m.head.request_domain.is_empty() {
+                    s.domain.clone_from(&m.head.request_domain);
+                } else if m.head.request_domain.is_empty() {
+                    m.head.request_domain.clone_from(&s.domain);
+                }
                 if s.pending.len() >= self.config.max_pending_per_socket {
                     s.pending.pop_front();
                     self.stats.pending_dropped += 1;

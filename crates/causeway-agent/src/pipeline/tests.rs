@@ -302,3 +302,49 @@ fn response_short_of_its_length_is_not_a_span() {
     assert_eq!(f.spans.len(), 1);
     assert_eq!(f.spans[0].response_status, ResponseStatus::Timeout);
 }
+
+/// A PostgreSQL frame: type byte, big-endian length counting itself, body.
+fn pg_frame(ty: u8, body: &[u8]) -> Vec<u8> {
+    let mut f = vec![ty];
+    f.extend_from_slice(&(body.len() as u32 + 4).to_be_bytes());
+    f.extend_from_slice(body);
+    f
+}
+
+#[test]
+fn database_chosen_at_startup_is_the_domain_of_later_spans() {
+    let mut f = Feed::new();
+    let params = b"user\0app\0database\0shop\0\0";
+    let mut startup = (8 + params.len() as u32).to_be_bytes().to_vec();
+    startup.extend_from_slice(&196608u32.to_be_bytes());
+    startup.extend_from_slice(params);
+    f.client(Direction::Egress, startup.len(), &startup);
+    let ready = pg_frame(b'Z', b"I");
+    let auth_ok = [pg_frame(b'R', &0u32.to_be_bytes()), ready.clone()].concat();
+    f.client(Direction::Ingress, auth_ok.len(), &auth_ok);
+    let query = pg_frame(b'Q', b"SELECT 1\0");
+    f.client(Direction::Egress, query.len(), &query);
+    let done = [pg_frame(b'C', b"SELECT 1\0"), ready].concat();
+    f.client(Direction::Ingress, done.len(), &done);
+    assert_eq!(f.spans.len(), 2, "{:#?}", f.spans);
+    assert_eq!(f.spans[0].protocol, L7Protocol::Postgresql);
+    assert_eq!(f.spans[0].request_type, "STARTUP");
+    assert_eq!(f.spans[1].request_type, "Query");
+    assert_eq!(f.spans[1].request_resource, "SELECT 1");
+    assert_eq!(f.spans[1].request_domain, "shop");
+    assert_eq!(f.spans[1].response_status, ResponseStatus::Ok);
+}
+
+#[test]
+fn redis_pipelined_commands_pair_in_order() {
+    let mut f = Feed::new();
+    let cmds = b"*2\r\n$3\r\nGET\r\n$1\r\na\r\n*2\r\n$3\r\nGET\r\n$1\r\nb\r\n";
+    f.client(Direction::Egress, cmds.len(), cmds);
+    let replies = b"$1\r\nx\r\n-WRONGTYPE Operation against a key\r\n";
+    f.client(Direction::Ingress, replies.len(), replies);
+    assert_eq!(f.spans.len(), 2);
+    assert_eq!(f.spans[0].request_resource, "a");
+    assert_eq!(f.spans[1].request_resource, "b");
+    assert_eq!(f.spans[1].response_status, ResponseStatus::ClientError);
+    assert!(f.spans[1].exception.starts_with("WRONGTYPE"));
+}
