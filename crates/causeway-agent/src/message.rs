@@ -198,6 +198,10 @@ pub struct Message {
     pub syscall_trace_id: u64,
     /// Bytes seen so far, over all its syscalls.
     pub length: u64,
+    /// The first syscall was too short for a head (a server reading a MySQL
+    /// packet's 4-byte header before its body): its bytes, parsed together
+    /// with the next syscall's.
+    pub pending_head: Option<Vec<u8>>,
 }
 
 impl Message {
@@ -226,6 +230,7 @@ impl Message {
             tcp_seq: e.tcp_seq.wrapping_add(offset as u32),
             syscall_trace_id: e.syscall_trace_id,
             length,
+            pending_head: None,
         }
     }
 

@@ -116,6 +116,9 @@ struct SocketState {
     last_ns: u64,
 }
 
+/// Longest first syscall whose head may be completed by the next one.
+const MAX_DEFERRED_HEAD: usize = 16;
+
 fn opposite(d: Direction) -> Direction {
     match d {
         Direction::Ingress => Direction::Egress,
@@ -274,6 +277,20 @@ impl Core {
         }
         let total = e.total_len as u64;
         if let Some(mut m) = s.current[d].take() {
+            if let Some(mut head_bytes) = m.pending_head.take() {
+                // The head, at last: the first syscall's bytes and these.
+                head_bytes.extend_from_slice(e.payload);
+                match parse_head(m.protocol, m.kind, &head_bytes, false) {
+                    Ok(head) => {
+                        self.stats.messages += 1;
+                        m.head = head;
+                    }
+                    Err(_) => {
+                        self.stats.parse_errors += 1;
+                        return;
+                    }
+                }
+            }
             match m.remaining() {
                 Some(r) => {
                     let take = r.min(total);
@@ -340,8 +357,20 @@ impl Core {
             };
             let head_request = kind == MessageKind::Response
                 && s.pending.front().is_some_and(|r| r.head.bodiless_response);
+            let avail = total - offset;
             let head = match parse_head(protocol, kind, buf, head_request) {
                 Ok(h) => h,
+                Err(HeadError::Parse(causeway_l7::ParseError::Incomplete))
+                    if buf.len() as u64 == avail && buf.len() <= MAX_DEFERRED_HEAD =>
+                {
+                    // A short syscall that holds only the start of a head:
+                    // the next syscall in this direction completes it.
+                    let mut m =
+                        Message::start(e, protocol, kind, Default::default(), offset, avail);
+                    m.pending_head = Some(buf.to_vec());
+                    s.current[d] = Some(m);
+                    return;
+                }
                 Err(HeadError::Http(_) | HeadError::Parse(_)) => {
                     self.stats.parse_errors += 1;
                     return;
@@ -352,7 +381,6 @@ impl Core {
                 }
             };
             self.stats.messages += 1;
-            let avail = total - offset;
             let length = head.message_len.map_or(avail, |n| n.min(avail));
             let m = Message::start(e, protocol, kind, head, offset, length);
             if m.is_complete() {

@@ -106,3 +106,175 @@ fn redis_benchmark_pipelined_counts() {
     }
     check_twins(&client, &server);
 }
+
+/// psql's simple queries, errors included, and pgbench's extended-protocol
+/// batches (Parse/Bind/Describe/Execute/Sync in one write).
+#[test]
+fn postgresql_psql_and_pgbench_extended() {
+    let _g = serial();
+    let pg = postgres();
+    let port = pg.port.to_string();
+    let conn = ["-h", "127.0.0.1", "-p", port.as_str(), "-U", "postgres"];
+    run_ok(
+        Command::new("pgbench")
+            .args(conn)
+            .args(["-i", "-s", "1", "-q", "postgres"]),
+    );
+    let Some(watch) = Watch::start(&["--port", &port]) else {
+        return;
+    };
+    let statements = [
+        ("SELECT 1", "ok"),
+        ("CREATE TABLE t (id int PRIMARY KEY)", "ok"),
+        ("INSERT INTO t VALUES (1)", "ok"),
+        ("INSERT INTO t VALUES (1)", "client_error"), // 23505 unique violation
+        ("SELECT * FROM nope", "client_error"),       // 42P01 undefined table
+    ];
+    let mut psql = Command::new("psql");
+    psql.args(conn).args(["-d", "postgres", "-X", "-q"]);
+    for (sql, _) in statements {
+        psql.args(["-c", sql]);
+    }
+    // psql exits 1 after an error; what matters is what it sent.
+    let _ = psql.output().expect("psql (scripts/setup installs it)");
+    run_ok(
+        Command::new("pgbench")
+            .args(conn)
+            .args(["-M", "extended", "-n", "-c", "1", "-t", "30", "postgres"]),
+    );
+    let w = watch.stop();
+    assert_eq!(w.lost, 0, "{}", w.stats_line);
+
+    let client = spans_of(&w.spans, "postgresql", "client", "psql", pg.port);
+    let server = spans_of(&w.spans, "postgresql", "server", "postgres", pg.port);
+    let queries: Vec<(&str, &str)> = client
+        .iter()
+        .filter(|c| s(c, "request_type") == "Query")
+        .map(|c| (s(c, "request_resource"), s(c, "response_status")))
+        .collect();
+    assert_eq!(queries, statements, "{:#?}", w.spans);
+    // The database named at startup is the domain of every later span.
+    let after_startup = client
+        .iter()
+        .skip_while(|c| s(c, "request_type") != "STARTUP");
+    assert!(after_startup.clone().count() > statements.len());
+    assert!(
+        after_startup
+            .clone()
+            .all(|c| s(c, "request_domain") == "postgres"),
+        "{client:#?}"
+    );
+    let errors: Vec<&str> = client
+        .iter()
+        .filter(|c| s(c, "response_status") == "client_error")
+        .map(|c| s(c, "exception"))
+        .collect();
+    assert!(
+        errors[0].contains("23505") || errors[0].contains("duplicate"),
+        "{errors:?}"
+    );
+    assert!(
+        errors[1].contains("42P01") || errors[1].contains("does not exist"),
+        "{errors:?}"
+    );
+    check_twins(&client, &server);
+
+    // pgbench's TPC-B-like transaction is 7 statements, each its own batch.
+    let bench = spans_of(&w.spans, "postgresql", "client", "pgbench", pg.port);
+    let batches = bench
+        .iter()
+        .filter(|c| s(c, "request_type") == "Parse")
+        .count();
+    assert_eq!(batches, 30 * 7, "pgbench extended batches");
+    assert!(bench
+        .iter()
+        .filter(|c| s(c, "request_type") == "Parse")
+        .all(|c| s(c, "response_status") == "ok"));
+    let updates = bench
+        .iter()
+        .filter(|c| s(c, "request_resource").starts_with("UPDATE pgbench_accounts"))
+        .count();
+    assert_eq!(updates, 30);
+    check_twins(&bench, &server);
+}
+
+/// The mariadb client's COM_QUERY statements, errors included, and
+/// mysqlslap's load.
+#[test]
+fn mysql_client_queries_and_mysqlslap() {
+    let _g = serial();
+    let db = mariadb();
+    let port = db.port.to_string();
+    let conn = ["-h", "127.0.0.1", "-P", port.as_str(), "-u", "root"];
+    let Some(watch) = Watch::start(&["--port", &port]) else {
+        return;
+    };
+    let statements = [
+        ("SELECT 1", "ok", None),
+        ("CREATE DATABASE d", "ok", None),
+        ("CREATE TABLE d.t (id INT PRIMARY KEY)", "ok", None),
+        ("INSERT INTO d.t VALUES (1)", "ok", None),
+        ("INSERT INTO d.t VALUES (1)", "client_error", Some(1062)), // duplicate key
+        ("SELECT * FROM d.nope", "client_error", Some(1146)),       // no such table
+    ];
+    let sql: Vec<String> = statements.iter().map(|(q, _, _)| format!("{q};")).collect();
+    // --force: go on after an error (it takes effect for statements read
+    // from stdin, not for -e).
+    let mut client = Command::new("mariadb")
+        .args(conn)
+        .arg("--force")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("mariadb client (scripts/setup installs it)");
+    {
+        use std::io::Write;
+        let mut stdin = client.stdin.take().expect("stdin");
+        stdin
+            .write_all(sql.join("\n").as_bytes())
+            .expect("write SQL");
+    }
+    let _ = client.wait().expect("mariadb client");
+    run_ok(Command::new("mysqlslap").args(conn).args([
+        "--concurrency=1",
+        "--iterations=1",
+        "--number-of-queries=100",
+        "--auto-generate-sql",
+    ]));
+    let w = watch.stop();
+    assert_eq!(w.lost, 0, "{}", w.stats_line);
+
+    let client = spans_of(&w.spans, "mysql", "client", "mariadb", db.port);
+    let server = spans_of(&w.spans, "mysql", "server", "mariadbd", db.port);
+    let queries: Vec<(&str, &str, Option<i64>)> = client
+        .iter()
+        .filter(|c| s(c, "request_type") == "COM_QUERY")
+        .filter(|c| {
+            statements
+                .iter()
+                .any(|(q, _, _)| *q == s(c, "request_resource"))
+        })
+        .map(|c| {
+            (
+                s(c, "request_resource"),
+                s(c, "response_status"),
+                field(c, "response_code").as_i64(),
+            )
+        })
+        .collect();
+    let want: Vec<(&str, &str, Option<i64>)> = statements.to_vec();
+    assert_eq!(queries, want, "{:#?}", w.spans);
+    check_twins(&client, &server);
+
+    let slap = spans_of(&w.spans, "mysql", "client", "mysqlslap", db.port);
+    let slap_queries = slap
+        .iter()
+        .filter(|c| s(c, "request_type") == "COM_QUERY")
+        .count();
+    assert!(
+        slap_queries >= 100,
+        "mysqlslap sent at least its 100 queries: {slap_queries}"
+    );
+    check_twins(&slap, &server);
+}

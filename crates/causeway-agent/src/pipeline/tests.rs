@@ -348,3 +348,30 @@ fn redis_pipelined_commands_pair_in_order() {
     assert_eq!(f.spans[1].response_status, ResponseStatus::ClientError);
     assert!(f.spans[1].exception.starts_with("WRONGTYPE"));
 }
+
+#[test]
+fn head_split_after_a_four_byte_packet_header_is_parsed_whole() {
+    let mut f = Feed::new();
+    // The server's greeting fixes the protocol; MariaDB then reads each
+    // command's 4-byte header and its body in two syscalls.
+    let mut greeting = vec![0u8; 4];
+    let body = b"\x0a11.0.0-MariaDB\x00\x01\x00\x00\x00abcdefgh\x00\xff\xf7\x08\x02\x00\xff\x81\x15\x00\x00\x00\x00\x00\x00\x1d\x00\x00\x00ijklmnopqrst\x00mysql_native_password\x00";
+    greeting[..3].copy_from_slice(&(body.len() as u32).to_le_bytes()[..3]);
+    greeting.extend_from_slice(body);
+    f.server(Direction::Egress, greeting.len(), &greeting);
+    let sql = b"\x03SELECT 1";
+    let header = [sql.len() as u8, 0, 0, 0];
+    f.server(Direction::Ingress, 4, &header);
+    f.server(Direction::Ingress, sql.len(), sql);
+    let ok = b"\x07\x00\x00\x01\x00\x00\x00\x02\x00\x00\x00";
+    f.server(Direction::Egress, ok.len(), ok);
+    assert_eq!(f.spans.len(), 1, "{:?} {:#?}", f.p.stats(), f.spans);
+    assert_eq!(f.spans[0].protocol, L7Protocol::Mysql);
+    assert_eq!(f.spans[0].request_type, "COM_QUERY");
+    assert_eq!(f.spans[0].request_resource, "SELECT 1");
+    assert_eq!(f.spans[0].request_length, 4 + sql.len() as u64);
+    assert_eq!(
+        f.spans[0].req_tcp_seq, 1000,
+        "the message starts at the header"
+    );
+}
