@@ -52,6 +52,11 @@ pub struct PipelineConfig {
     pub max_pending_per_socket: usize,
     /// Inference gives up on a socket after this many unrecognised messages.
     pub max_infer_failures: u8,
+    /// Where the events were observed when not in the processes themselves:
+    /// `Some(Network)` for packet captures, whose events are fed as seen
+    /// from the client (egress = client to server). `None`: in the process
+    /// that made the syscall, client or server by the request's direction.
+    pub observation_point: Option<ObservationPoint>,
 }
 
 impl Default for PipelineConfig {
@@ -63,6 +68,7 @@ impl Default for PipelineConfig {
             socket_idle_evict: Duration::from_secs(300),
             max_pending_per_socket: 256,
             max_infer_failures: 8,
+            observation_point: None,
         }
     }
 }
@@ -490,14 +496,17 @@ impl Core {
 
     fn emit(&mut self, req: Message, resp: Option<Message>, sink: &mut dyn SpanSink) {
         self.stats.spans += 1;
-        let observation_point = match req.direction {
-            Direction::Egress => ObservationPoint::Client,
-            Direction::Ingress => ObservationPoint::Server,
+        let (client, server) = match req.direction {
+            Direction::Egress => (req.tuple.local, req.tuple.remote),
+            Direction::Ingress => (req.tuple.remote, req.tuple.local),
         };
-        let (client, server) = match observation_point {
-            ObservationPoint::Client => (req.tuple.local, req.tuple.remote),
-            _ => (req.tuple.remote, req.tuple.local),
-        };
+        let observation_point = self
+            .config
+            .observation_point
+            .unwrap_or(match req.direction {
+                Direction::Egress => ObservationPoint::Client,
+                Direction::Ingress => ObservationPoint::Server,
+            });
         let response_status = match &resp {
             None => {
                 self.stats.timeouts += 1;

@@ -20,6 +20,11 @@
 //!   The agent sees real HTTP, so (c) pays for capture, parsing and pairing
 //!   into spans (a client span and a server span per exchange), not just for
 //!   dropping bytes.
+//! - `http-2t-1cpu`: the same, both threads pinned to CPU 0, so a wake-up is
+//!   a local context switch instead of a cross-CPU interrupt and an exit from
+//!   idle (on a VM the latter costs tens of µs and varies a lot from round
+//!   to round, which can drown the differences this bench looks for); the
+//!   agent then has the other CPU mostly to itself.
 //! - `http-1t`: the same messages, both sockets driven by one thread. Loopback
 //!   delivers during the write, so no read blocks: syscall cost without
 //!   scheduler wake-ups (less noise, smaller denominator).
@@ -28,15 +33,18 @@
 //!
 //! Modes are interleaved (a, b, c, a, b, c, …) over several rounds; every
 //! round runs every workload once per mode, and the median round is reported.
+//! A workload whose (b) − (a) is not larger than the spread of (a) over the
+//! middle rounds gets no verdict on the goal: its differences are noise.
 //! ns per syscall = the client's wall time from first write to last read,
 //! divided by the syscalls both ends actually made (counted, so a short read
-//! would show). The machine has 2 cores: the loop's two threads use both, and
-//! in (c) the agent's user-space thread competes with them for the same cores.
+//! would show). On a 2-core machine the two-thread loops run on both cores,
+//! and in (c) the agent's user-space thread competes with them for the same cores.
 //!
 //! Run (root, eBPF): `cargo bench -p causeway --bench syscall_overhead`.
 //! `CAUSEWAY_BENCH_EXCHANGES` (default 200000) and `CAUSEWAY_BENCH_ROUNDS`
 //! (default 5) size it; `CAUSEWAY_BENCH_WORKLOADS` (comma-separated names)
-//! picks workloads, all by default.
+//! picks workloads, all by default; `CAUSEWAY_BENCH_AGENT` runs another
+//! agent binary than the one cargo built (e.g. a private copy of it).
 
 use causeway_bpf::EmptyProbes;
 use std::io::{BufRead, BufReader};
@@ -53,7 +61,10 @@ const RESPONSE: &[u8] = b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n";
 const PING: &[u8] = b"p";
 const PONG: &[u8] = b"q";
 
-const AGENT: &str = env!("CARGO_BIN_EXE_causeway");
+/// The agent binary cargo built with this bench; `CAUSEWAY_BENCH_AGENT`
+/// overrides it (e.g. a private copy, when other builds share the target
+/// directory and could replace the binary in the middle of a run).
+const BUILT_AGENT: &str = env!("CARGO_BIN_EXE_causeway");
 /// How long the agent may take to load and attach its probes.
 const AGENT_READY_TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -320,6 +331,8 @@ struct AgentReport {
     spans_total: u64,
     /// Spans whose server port is one of this round's loops.
     spans_ours: u64,
+    /// The same, per loop: (workload name, spans).
+    spans_per_loop: Vec<(&'static str, u64)>,
     cpu: Duration,
 }
 
@@ -341,15 +354,15 @@ fn process_cpu(pid: u32) -> Duration {
     Duration::from_secs_f64(ticks as f64 / hz as f64)
 }
 
-fn start_agent(spans_path: &Path) -> Agent {
+fn start_agent(bin: &Path, spans_path: &Path) -> Agent {
     let out = std::fs::File::create(spans_path).expect("create the agent's span output file");
-    let mut child = Command::new(AGENT)
+    let mut child = Command::new(bin)
         .args(["watch", "--format", "json"])
         .stdout(out)
         .stderr(Stdio::piped())
         .spawn()
         .unwrap_or_else(|e| {
-            eprintln!("syscall_overhead: cannot start {AGENT}: {e}");
+            eprintln!("syscall_overhead: cannot start {}: {e}", bin.display());
             std::process::exit(1);
         });
     // Drain stderr in a thread so the agent never blocks on a full pipe.
@@ -406,7 +419,8 @@ fn number_before(line: &str, word: &str) -> Option<u64> {
     words.get(at.checked_sub(1)?)?.parse().ok()
 }
 
-fn stop_agent(mut agent: Agent, ports: &[u16]) -> AgentReport {
+/// Stops the agent; `loops` are this round's (workload name, server port).
+fn stop_agent(mut agent: Agent, loops: &[(&'static str, u16)]) -> AgentReport {
     // Let it read what the loops left in the ring buffer and pair the last
     // exchanges before it is told to stop (it also drains the ring on exit).
     std::thread::sleep(Duration::from_millis(300));
@@ -430,6 +444,8 @@ fn stop_agent(mut agent: Agent, ports: &[u16]) -> AgentReport {
     }
     let spans = std::fs::File::open(&agent.spans_path).expect("open the agent's span output");
     let (mut spans_total, mut spans_ours) = (0, 0);
+    let mut spans_per_loop: Vec<(&'static str, u64)> =
+        loops.iter().map(|&(name, _)| (name, 0)).collect();
     for line in BufReader::new(spans).lines() {
         let line = line.expect("read the agent's span output");
         spans_total += 1;
@@ -438,8 +454,9 @@ fn stop_agent(mut agent: Agent, ports: &[u16]) -> AgentReport {
         let port = span["dst_port"]
             .as_u64()
             .and_then(|p| u16::try_from(p).ok());
-        if port.is_some_and(|p| ports.contains(&p)) {
+        if let Some(i) = loops.iter().position(|&(_, p)| Some(p) == port) {
             spans_ours += 1;
+            spans_per_loop[i].1 += 1;
         }
     }
     let _ = std::fs::remove_file(&agent.spans_path);
@@ -454,6 +471,7 @@ fn stop_agent(mut agent: Agent, ports: &[u16]) -> AgentReport {
         lost,
         spans_total,
         spans_ours,
+        spans_per_loop,
         cpu,
     }
 }
@@ -478,6 +496,15 @@ fn median(v: &[f64]) -> f64 {
     }
 }
 
+/// Max − min of the values left once the lowest and highest quarter are
+/// dropped (for 5 rounds: the middle three); the full range below 4 values.
+fn inner_spread(v: &[f64]) -> f64 {
+    let mut v = v.to_vec();
+    v.sort_by(f64::total_cmp);
+    let k = v.len() / 4;
+    v[v.len() - 1 - k] - v[k]
+}
+
 fn load_empty() -> EmptyProbes {
     EmptyProbes::load().unwrap_or_else(|e| {
         eprintln!(
@@ -487,24 +514,41 @@ fn load_empty() -> EmptyProbes {
     })
 }
 
-fn describe_agent_binary() {
-    let bin = Path::new(AGENT);
-    let age = std::fs::metadata(bin)
-        .and_then(|m| m.modified())
-        .map(|t| SystemTime::now().duration_since(t).unwrap_or_default())
+/// Size and modification time: enough to notice the binary being replaced.
+fn binary_identity(bin: &Path) -> (u64, SystemTime) {
+    std::fs::metadata(bin)
+        .and_then(|m| Ok((m.len(), m.modified()?)))
         .unwrap_or_else(|e| {
-            eprintln!("syscall_overhead: agent binary {AGENT}: {e}");
+            eprintln!("syscall_overhead: agent binary {}: {e}", bin.display());
             std::process::exit(1);
-        });
+        })
+}
+
+fn describe_agent_binary(bin: &Path) -> (u64, SystemTime) {
+    let (size, modified) = binary_identity(bin);
+    let age = |t: SystemTime| {
+        SystemTime::now()
+            .duration_since(t)
+            .unwrap_or_default()
+            .as_secs_f64()
+    };
     let me = std::env::current_exe()
         .and_then(std::fs::metadata)
         .and_then(|m| m.modified())
-        .map(|t| SystemTime::now().duration_since(t).unwrap_or_default());
+        .map_or(f64::NAN, age);
     println!(
-        "agent binary: {AGENT} (built {:.0} s ago; this bench binary {:.0} s ago)",
-        age.as_secs_f64(),
-        me.map(|d| d.as_secs_f64()).unwrap_or(f64::NAN)
+        "agent binary: {} ({size} bytes, modified {:.0} s ago; {BUILT_AGENT} is the one cargo built; \
+         this bench binary modified {me:.0} s ago)",
+        bin.display(),
+        age(modified),
     );
+    (size, modified)
+}
+
+fn loadavg() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_else(|_| "?".to_string())
 }
 
 fn main() {
@@ -532,7 +576,9 @@ fn main() {
 
     // Fail early, before any timing, if eBPF is not available.
     drop(load_empty());
-    describe_agent_binary();
+    let agent_bin = std::env::var_os("CAUSEWAY_BENCH_AGENT")
+        .map_or_else(|| PathBuf::from(BUILT_AGENT), PathBuf::from);
+    let agent_identity = describe_agent_binary(&agent_bin);
     let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
     println!(
         "syscall_overhead: {rounds} rounds x {exchanges} exchanges per workload, \
@@ -549,16 +595,17 @@ fn main() {
     let spans_path =
         std::env::temp_dir().join(format!("causeway-bench-spans-{}.jsonl", std::process::id()));
     for round in 0..rounds {
+        println!("round {round}: load average {}", loadavg());
         for (mi, mode) in Mode::ALL.into_iter().enumerate() {
             let empty = (mode == Mode::Empty).then(load_empty);
-            let agent = (mode == Mode::Agent).then(|| start_agent(&spans_path));
-            let mut ports = Vec::new();
+            let agent = (mode == Mode::Agent).then(|| start_agent(&agent_bin, &spans_path));
+            let mut loops = Vec::new();
             let mut loop_time = Duration::ZERO;
             let mut line = format!("round {round} {}:", &mode.label()[..3]);
             for (wi, w) in workloads.iter().copied().enumerate() {
                 let s = w.run(exchanges);
                 if w.spans_per_exchange() > 0 {
-                    ports.push(s.port);
+                    loops.push((w.name(), s.port));
                 }
                 loop_time += s.elapsed;
                 let ns = s.ns_per_syscall();
@@ -572,17 +619,23 @@ fn main() {
             drop(empty);
             println!("{line}");
             if let Some(agent) = agent {
-                let r = stop_agent(agent, &ports);
+                let r = stop_agent(agent, &loops);
                 let expected: u64 = workloads
                     .iter()
                     .map(|w| w.spans_per_exchange() * exchanges)
                     .sum();
+                let per_loop: Vec<String> = r
+                    .spans_per_loop
+                    .iter()
+                    .map(|(name, n)| format!("{name} {n}"))
+                    .collect();
                 println!(
                     "round {round} agent: {}; spans printed {} (for this bench's connections {} \
-                     of {expected} expected); agent CPU {:.2} s over {:.2} s of loops ({:.0}% of one core); exit {}",
+                     of {expected} expected: {}); agent CPU {:.2} s over {:.2} s of loops ({:.0}% of one core); exit {}",
                     r.stats_line.as_deref().unwrap_or("(no statistics line)"),
                     r.spans_total,
                     r.spans_ours,
+                    per_loop.join(", "),
                     r.cpu.as_secs_f64(),
                     loop_time.as_secs_f64(),
                     100.0 * r.cpu.as_secs_f64() / loop_time.as_secs_f64(),
@@ -600,8 +653,15 @@ fn main() {
     }
 
     println!();
-    println!("## Results: median of {rounds} rounds, ns per syscall (min–max over rounds)");
-    let mut headline_met = None;
+    println!("## Results: median of {rounds} rounds, ns per syscall (min – max over rounds)");
+    fn verdict(ok: bool) -> &'static str {
+        if ok {
+            "met"
+        } else {
+            "NOT met"
+        }
+    }
+    let mut summary = Vec::new();
     for (wi, w) in workloads.iter().copied().enumerate() {
         println!();
         println!("### {} — {}", w.name(), w.describe());
@@ -609,11 +669,13 @@ fn main() {
         println!("| mode | ns/syscall median | min – max |");
         println!("|---|---|---|");
         let mut med = [0.0; 3];
+        let mut spread = [0.0; 3];
         for (mi, mode) in Mode::ALL.into_iter().enumerate() {
             let v = &samples[mi][wi];
             med[mi] = median(v);
             let min = v.iter().copied().fold(f64::INFINITY, f64::min);
             let max = v.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+            spread[mi] = inner_spread(v);
             println!(
                 "| {} | {:.0} | {min:.0} – {max:.0} |",
                 mode.label(),
@@ -621,29 +683,58 @@ fn main() {
             );
         }
         let (db, dc) = (med[1] - med[0], med[2] - med[0]);
+        let ratio = (db > 0.0).then(|| dc / db);
         println!();
-        let ratio_ok = if db > 0.0 {
-            println!(
-                "(b) − (a) = {db:.0} ns; (c) − (a) = {dc:.0} ns; ((c) − (a)) / ((b) − (a)) = {:.2}",
-                dc / db
-            );
-            dc <= 1.5 * db
-        } else {
-            println!(
-                "(b) − (a) = {db:.0} ns (not positive: below the noise); (c) − (a) = {dc:.0} ns; ratio n/a"
-            );
-            false
-        };
-        let abs_ok = dc < 500.0;
-        let verdict = |ok: bool| if ok { "met" } else { "NOT met" };
         println!(
-            "goal: (c) − (a) ≤ 1.5 × ((b) − (a)): {}; (c) − (a) < 500 ns: {}",
-            verdict(ratio_ok),
-            verdict(abs_ok)
+            "(b) − (a) = {db:.0} ns; (c) − (a) = {dc:.0} ns; ((c) − (a)) / ((b) − (a)) = {}",
+            ratio.map_or("n/a".to_string(), |r| format!("{r:.2}"))
         );
-        if w == Workload::HttpTwoThreads {
-            headline_met = Some(ratio_ok && abs_ok);
+        // The round-to-round spread of (a) is the noise floor of a difference.
+        // Inner spread, like the median: one round disturbed by something
+        // else on the machine does not make the whole workload undecidable.
+        let noisy = db <= spread[0];
+        if noisy {
+            println!(
+                "note: (b) − (a) is not larger than the inner spread of (a) over rounds ({:.0} ns): \
+                 for this workload the ratio is within the noise",
+                spread[0]
+            );
         }
+        // A verdict drawn from differences smaller than the noise would be
+        // a coin toss: such a workload gets none.
+        let judge = |ok: bool| {
+            if noisy {
+                "undetermined (noise)"
+            } else {
+                verdict(ok)
+            }
+        };
+        let ratio_ok = judge(ratio.is_some_and(|r| r <= 1.5));
+        let abs_ok = judge(dc < 500.0);
+        println!("goal: (c) − (a) ≤ 1.5 × ((b) − (a)): {ratio_ok}; (c) − (a) < 500 ns: {abs_ok}");
+        summary.push((w, med, spread[0], ratio, noisy, ratio_ok, abs_ok));
+    }
+    println!();
+    println!("## Summary (medians, ns per syscall)");
+    println!();
+    println!(
+        "| workload | (a) | (b) | (c) | (b)−(a) | (c)−(a) | ratio | (a) inner spread | ≤1.5× | <500 ns |"
+    );
+    println!("|---|---|---|---|---|---|---|---|---|---|");
+    for (w, med, spread_a, ratio, noisy, ratio_ok, abs_ok) in &summary {
+        println!(
+            "| {} | {:.0} | {:.0} | {:.0} | {:.0} | {:.0} | {}{} | {spread_a:.0} | {} | {} |",
+            w.name(),
+            med[0],
+            med[1],
+            med[2],
+            med[1] - med[0],
+            med[2] - med[0],
+            ratio.map_or("n/a".to_string(), |r| format!("{r:.2}")),
+            if *noisy { " (noise)" } else { "" },
+            ratio_ok,
+            abs_ok
+        );
     }
     println!();
     let lost: u64 = agent_reports.iter().filter_map(|(r, _)| r.lost).sum();
@@ -654,12 +745,11 @@ fn main() {
         "agent over all (c) rounds: {events} events captured, {lost} lost; \
          {ours} of {expected} expected spans for the bench's connections"
     );
-    println!(
-        "headline (http-2t) goal: {}",
-        match headline_met {
-            Some(true) => "met",
-            Some(false) => "NOT met",
-            None => "not measured",
-        }
-    );
+    println!("load average at the end: {}", loadavg());
+    if binary_identity(&agent_bin) != agent_identity {
+        println!(
+            "WARNING: {} changed during the run: (c) rounds may have run different agents",
+            agent_bin.display()
+        );
+    }
 }
