@@ -30,6 +30,8 @@ pub struct MessageHead {
     pub parent_span_id: String,
     /// Bytes the message takes on the wire, when its head says.
     pub message_len: Option<u64>,
+    /// Pairs a response with its request when answers may come out of order.
+    pub request_id: Option<u64>,
     /// An interim response (1xx but 101): it does not answer the request.
     pub interim: bool,
     /// The connection stops speaking this protocol after this message (101).
@@ -51,6 +53,7 @@ impl From<Head<'_>> for MessageHead {
             response_status: h.response_status,
             exception: h.exception.into_owned(),
             message_len: h.message_len,
+            request_id: h.request_id,
             unpaired: h.unpaired,
             ..MessageHead::default()
         }
@@ -129,7 +132,7 @@ pub fn parse_head(
         L7Protocol::Postgresql => postgresql::parse(payload, kind)
             .map(MessageHead::from)
             .map_err(HeadError::Parse),
-        L7Protocol::Unknown => Err(HeadError::Unsupported),
+        _ => Err(HeadError::Unsupported),
     }
 }
 
@@ -174,7 +177,7 @@ pub fn ends_message(protocol: L7Protocol, kind: MessageKind, payload: &[u8]) -> 
         L7Protocol::Redis => redis::ends_message(payload, kind),
         L7Protocol::Mysql => mysql::ends_message(payload, kind),
         L7Protocol::Postgresql => postgresql::ends_message(payload, kind),
-        L7Protocol::Unknown => false,
+        _ => false,
     }
 }
 

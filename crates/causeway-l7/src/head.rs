@@ -34,6 +34,11 @@ pub struct Head<'a> {
     /// starts that many bytes on. `None`: the message ends when the other
     /// side speaks, when `ends_message` says so, or after going idle.
     pub message_len: Option<u64>,
+    /// The id that pairs this message with its other half, for protocols
+    /// that may answer out of order (DNS transaction id, HTTP/2 stream id,
+    /// Kafka correlation id, MQTT packet id, Dubbo and Bolt request ids).
+    /// `None`: pairing is serial, in order.
+    pub request_id: Option<u64>,
     /// Part of no exchange (a server greeting, a connection-level notice):
     /// not paired, counted apart.
     pub unpaired: bool,
@@ -66,6 +71,7 @@ impl Head<'_> {
             response_status: self.response_status,
             exception: Cow::Owned(self.exception.into_owned()),
             message_len: self.message_len,
+            request_id: self.request_id,
             unpaired: self.unpaired,
         }
     }

@@ -12,9 +12,24 @@ pub enum L7Protocol {
     Unknown,
     /// HTTP/1.0 and HTTP/1.1.
     Http,
-    Redis,
+    /// HTTP/2, cleartext (h2c) or over TLS (h2).
+    Http2,
+    /// gRPC over HTTP/2.
+    Grpc,
+    Dns,
     Mysql,
     Postgresql,
+    /// RESP2 and RESP3.
+    Redis,
+    Kafka,
+    /// MQTT 3.1.1 and 5.
+    Mqtt,
+    /// Dubbo 2 protocol with hessian2 bodies.
+    Dubbo,
+    /// SOFARPC over the Bolt protocol.
+    SofaRpc,
+    /// RPC frames whose header is a protobuf message.
+    ProtobufRpc,
 }
 
 impl L7Protocol {
@@ -30,9 +45,17 @@ impl L7Protocol {
         match self {
             L7Protocol::Unknown => "unknown",
             L7Protocol::Http => "http",
+            L7Protocol::Http2 => "http2",
+            L7Protocol::Grpc => "grpc",
+            L7Protocol::Dns => "dns",
             L7Protocol::Redis => "redis",
             L7Protocol::Mysql => "mysql",
             L7Protocol::Postgresql => "postgresql",
+            L7Protocol::Kafka => "kafka",
+            L7Protocol::Mqtt => "mqtt",
+            L7Protocol::Dubbo => "dubbo",
+            L7Protocol::SofaRpc => "sofarpc",
+            L7Protocol::ProtobufRpc => "protobuf_rpc",
         }
     }
 
@@ -43,6 +66,14 @@ impl L7Protocol {
             "redis" | "resp" => Some(L7Protocol::Redis),
             "mysql" | "mariadb" => Some(L7Protocol::Mysql),
             "postgresql" | "postgres" | "pgsql" | "pg" => Some(L7Protocol::Postgresql),
+            "http2" | "h2" | "h2c" | "http/2" => Some(L7Protocol::Http2),
+            "grpc" => Some(L7Protocol::Grpc),
+            "dns" => Some(L7Protocol::Dns),
+            "kafka" => Some(L7Protocol::Kafka),
+            "mqtt" => Some(L7Protocol::Mqtt),
+            "dubbo" => Some(L7Protocol::Dubbo),
+            "sofarpc" | "sofa" | "bolt" => Some(L7Protocol::SofaRpc),
+            "protobuf_rpc" | "protobufrpc" | "protobuf-rpc" => Some(L7Protocol::ProtobufRpc),
             "unknown" => Some(L7Protocol::Unknown),
             _ => None,
         }
