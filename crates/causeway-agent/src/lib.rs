@@ -9,8 +9,10 @@
 //!
 //! [`Pipeline`] is pure: it is fed events and the current monotonic time, and
 //! hands finished spans to a [`SpanSink`]. [`ProbeDriver`] connects it to the
-//! kernel side (`causeway-bpf`) and the clocks.
+//! kernel side (`causeway-bpf`) and the clocks; [`capture::replay`] feeds it
+//! a pcap or pcapng file instead.
 
+pub mod capture;
 mod clock;
 mod filter;
 mod message;

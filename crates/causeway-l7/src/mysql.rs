@@ -545,6 +545,8 @@ fn parse_command<'a>(p: &Packet<'a>) -> Result<Head<'a>, ParseError> {
 /// decoding, so that a character cut by the capture leaves no trailing
 /// space behind).
 fn sql(b: &[u8]) -> Cow<'_, str> {
+    // Some clients (mysqlslap) send the C string's terminating NUL too.
+    let b = b.strip_suffix(b"\0").unwrap_or(b);
     match text(b) {
         Cow::Borrowed(s) => Cow::Borrowed(s.trim_ascii()),
         Cow::Owned(s) if s.trim_ascii().len() == s.len() => Cow::Owned(s),

@@ -33,12 +33,20 @@ pub enum L7Protocol {
 }
 
 impl L7Protocol {
-    /// Every protocol with a parser, in the order inference tries them.
-    pub const PARSED: [L7Protocol; 4] = [
+    /// Every protocol by name (all but `Unknown`).
+    pub const ALL: [L7Protocol; 12] = [
         L7Protocol::Http,
-        L7Protocol::Redis,
+        L7Protocol::Http2,
+        L7Protocol::Grpc,
+        L7Protocol::Dns,
         L7Protocol::Mysql,
         L7Protocol::Postgresql,
+        L7Protocol::Redis,
+        L7Protocol::Kafka,
+        L7Protocol::Mqtt,
+        L7Protocol::Dubbo,
+        L7Protocol::SofaRpc,
+        L7Protocol::ProtobufRpc,
     ];
 
     pub fn as_str(&self) -> &'static str {

@@ -2,13 +2,13 @@
 //! process, and print each span as it completes.
 
 use crate::duration;
+use crate::output::{self, parse_protocol, Format, Printer, STOP};
 use anyhow::{bail, Context, Result};
 use causeway_agent::{EventFilter, Pipeline, PipelineConfig, ProbeDriver, WallClock};
 use causeway_bpf::{ProbeConfig, Probes, DEFAULT_PAYLOAD_CAP, MAX_PAYLOAD_CAP};
-use causeway_model::{L7Protocol, Span};
-use clap::{Args, ValueEnum};
-use std::io::Write;
-use std::sync::atomic::{AtomicBool, Ordering};
+use causeway_model::L7Protocol;
+use clap::Args;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 #[derive(Args, Debug)]
@@ -37,19 +37,6 @@ pub struct WatchArgs {
     #[arg(long, value_parser = duration::parse, default_value = "60s")]
     timeout: Duration,
 }
-
-#[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
-enum Format {
-    Table,
-    Json,
-}
-
-fn parse_protocol(s: &str) -> Result<L7Protocol, String> {
-    L7Protocol::from_name(s)
-        .ok_or_else(|| format!("unknown protocol {s:?}; known: http, redis, mysql, postgresql"))
-}
-
-static STOP: AtomicBool = AtomicBool::new(false);
 
 extern "C" fn on_signal(_: libc::c_int) {
     STOP.store(true, Ordering::Relaxed);
@@ -96,14 +83,9 @@ pub fn run(args: WatchArgs) -> Result<()> {
         },
         WallClock::now(),
     );
-    let mut out = Printer {
-        format: args.format,
-        protocol: args.protocol,
-        // Written out once per poll of the ring buffer, not per span: a write
-        // syscall per line would cost the agent more than building the span.
-        out: std::io::BufWriter::with_capacity(1 << 16, std::io::stdout()),
-        header_done: false,
-    };
+    // Written out once per poll of the ring buffer, not per span: a write
+    // syscall per line would cost the agent more than building the span.
+    let mut out = Printer::new(args.format, args.protocol);
     eprintln!("causeway: watching; Ctrl-C to stop");
     let lost = || probes.counters().lost;
     let mut driver = ProbeDriver {
@@ -117,107 +99,11 @@ pub fn run(args: WatchArgs) -> Result<()> {
     pipeline.note_kernel_lost(probes.counters().lost);
     let s = pipeline.stats();
     eprintln!(
-        "causeway: {} events captured, {} lost (ring buffer full), {} undecodable; \
-         {} spans ({} timeouts), {} messages, {} parse errors, {} unrecognised, \
-         {} orphan responses, {} dropped waiting requests",
+        "causeway: {} events captured, {} lost (ring buffer full), {} undecodable; {}",
         s.events,
         s.kernel_lost,
         s.decode_errors,
-        s.spans,
-        s.timeouts,
-        s.messages,
-        s.parse_errors,
-        s.unrecognised,
-        s.orphan_responses,
-        s.pending_dropped
+        output::pipeline_summary(s)
     );
     Ok(())
-}
-
-struct Printer {
-    format: Format,
-    protocol: Option<L7Protocol>,
-    out: std::io::BufWriter<std::io::Stdout>,
-    header_done: bool,
-}
-
-impl causeway_agent::SpanSink for Printer {
-    fn on_span(&mut self, span: Span) {
-        if self.protocol.is_some_and(|p| p != span.protocol) {
-            return;
-        }
-        let out = &mut self.out;
-        let result = match self.format {
-            Format::Json => serde_json::to_writer(&mut *out, &span)
-                .map_err(std::io::Error::other)
-                .and_then(|()| out.write_all(b"\n")),
-            Format::Table => {
-                let header = if self.header_done {
-                    Ok(())
-                } else {
-                    self.header_done = true;
-                    writeln!(
-                        out,
-                        "{:<6} {:<5} {:>7} {:<15} {:<43} {:<40} {:>4} {:<12} {:>10} {:>8} {:>8}",
-                        "PROTO",
-                        "SIDE",
-                        "PID",
-                        "COMM",
-                        "CLIENT -> SERVER",
-                        "REQUEST",
-                        "CODE",
-                        "STATUS",
-                        "DURATION",
-                        "REQ_B",
-                        "RESP_B"
-                    )
-                };
-                header.and_then(|()| writeln!(out, "{}", table_row(&span)))
-            }
-        };
-        if result.is_err() {
-            // stdout is gone (a closed pipe): nobody reads on, so stop.
-            STOP.store(true, Ordering::Relaxed);
-        }
-    }
-
-    fn flush(&mut self) {
-        if self.out.flush().is_err() {
-            STOP.store(true, Ordering::Relaxed);
-        }
-    }
-}
-
-fn table_row(s: &Span) -> String {
-    let peers = format!("{}:{} -> {}:{}", s.src_ip, s.src_port, s.dst_ip, s.dst_port);
-    let mut request = format!(
-        "{} {}{}",
-        s.request_type, s.request_domain, s.request_resource
-    );
-    if request.len() > 40 {
-        let mut cut = 39;
-        while !request.is_char_boundary(cut) {
-            cut -= 1;
-        }
-        request.truncate(cut);
-        request.push('…');
-    }
-    let code = s
-        .response_code
-        .map(|c| c.to_string())
-        .unwrap_or_else(|| "-".into());
-    format!(
-        "{:<6} {:<5} {:>7} {:<15} {:<43} {:<40} {:>4} {:<12} {:>8}us {:>8} {:>8}",
-        s.protocol.as_str(),
-        s.observation_point.as_str(),
-        s.pid,
-        s.comm,
-        peers,
-        request,
-        code,
-        s.response_status.as_str(),
-        s.duration_us,
-        s.request_length,
-        s.response_length
-    )
 }

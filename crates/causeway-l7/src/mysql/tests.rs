@@ -788,6 +788,17 @@ fn query_attributes_prefix() {
 }
 
 #[test]
+fn sql_sent_with_its_c_string_terminator() {
+    // mysqlslap's COM_QUERY packets end in the NUL of a C string; tshark
+    // shows the SQL without it, and so do we.
+    let b = packet(0, b"\x03SELECT intcol1 FROM t1\0");
+    assert_eq!(
+        parse(&b, Request).unwrap().request_resource,
+        "SELECT intcol1 FROM t1"
+    );
+}
+
+#[test]
 fn interim_replies_are_unpaired() {
     for (what, b) in [
         // caching_sha2_password fast path: "more data" 0x03, then OK.

@@ -449,3 +449,151 @@ pub fn check_twins(client: &[&Value], server: &[&Value]) {
         }
     }
 }
+
+/// A running `tshark` capture on the loopback interface.
+pub struct Tshark {
+    child: Child,
+    pub file: PathBuf,
+}
+
+impl Tshark {
+    /// Starts capturing `tcp or udp port P` on `lo` into a pcapng file and
+    /// waits until packets are being captured.
+    pub fn start(port: u16) -> Tshark {
+        let file = temp_dir(&format!("tshark-{port}")).join("capture.pcapng");
+        let mut child = Command::new("tshark")
+            .args(["-i", "lo", "-q", "-f"])
+            .arg(format!("port {port}"))
+            .arg("-w")
+            .arg(&file)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("tshark (scripts/setup installs it)");
+        let stderr = lines_of(child.stderr.take().expect("stderr"));
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            match stderr.recv_timeout(Duration::from_millis(100)) {
+                Ok(line) if line.contains("Capturing on") => break,
+                Ok(_) | Err(mpsc::RecvTimeoutError::Timeout) => {}
+                Err(mpsc::RecvTimeoutError::Disconnected) => {
+                    panic!("tshark exited before capturing: {:?}", child.wait())
+                }
+            }
+            assert!(Instant::now() < deadline, "tshark did not start in 30 s");
+        }
+        // dumpcap says so just before its first read; give it a moment.
+        std::thread::sleep(Duration::from_millis(300));
+        Tshark { child, file }
+    }
+
+    /// Stops the capture (SIGINT, so the file is complete) and returns its path.
+    pub fn stop(mut self) -> PathBuf {
+        std::thread::sleep(Duration::from_millis(300));
+        // SAFETY: plain kill(2) on our own child.
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGINT) };
+        let _ = self.child.wait();
+        self.file.clone()
+    }
+}
+
+impl Drop for Tshark {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Separates the occurrences of one field in a frame in [`tshark_fields`].
+pub const OCCURRENCES: char = '\u{1f}';
+
+/// `tshark -r FILE -Y FILTER -T fields -e F...`: one row per frame, one
+/// column per field; a field that occurs several times in a frame (several
+/// messages in one segment) has its values joined by [`OCCURRENCES`].
+pub fn tshark_fields(
+    file: &Path,
+    decode_as: Option<(u16, &str)>,
+    filter: &str,
+    fields: &[&str],
+) -> Vec<Vec<String>> {
+    let mut cmd = Command::new("tshark");
+    cmd.arg("-r").arg(file).args(["-Y", filter, "-T", "fields"]);
+    if let Some((port, proto)) = decode_as {
+        cmd.args(["-d", &format!("tcp.port=={port},{proto}")]);
+    }
+    cmd.args(["-E", "occurrence=a", "-E", "separator=\t"])
+        .arg("-E")
+        .arg(format!("aggregator={OCCURRENCES}"));
+    for f in fields {
+        cmd.args(["-e", f]);
+    }
+    let out = run_ok(&mut cmd);
+    out.lines()
+        .map(|l| l.split('\t').map(str::to_owned).collect())
+        .collect()
+}
+
+/// The occurrences of one column of a [`tshark_fields`] row.
+pub fn occurrences(cell: &str) -> Vec<&str> {
+    if cell.is_empty() {
+        Vec::new()
+    } else {
+        cell.split(OCCURRENCES).collect()
+    }
+}
+
+/// `causeway replay --format json FILE --port P`: its spans and the
+/// statistics line it printed on stderr.
+pub fn replay(file: &Path, port: u16) -> (Vec<Value>, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_causeway"))
+        .arg("replay")
+        .arg(file)
+        .args(["--format", "json", "--port", &port.to_string()])
+        .output()
+        .expect("run causeway replay");
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "causeway replay failed: {stderr}");
+    let spans = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("bad JSON {l:?}: {e}")))
+        .collect();
+    (spans, stderr)
+}
+
+/// The spans a capture gives and the spans the processes at either end
+/// gave live are the same requests: one replayed span per client span, by
+/// request TCP sequence, with the same facts.
+pub fn check_replay_matches_live(replayed: &[Value], live_client: &[&Value]) {
+    assert_eq!(
+        replayed.len(),
+        live_client.len(),
+        "as many spans from the capture as the clients saw live"
+    );
+    for c in live_client {
+        let twins: Vec<&Value> = replayed
+            .iter()
+            .filter(|r| n(r, "req_tcp_seq") == n(c, "req_tcp_seq"))
+            .filter(|r| n(r, "src_port") == n(c, "src_port"))
+            .collect();
+        assert_eq!(twins.len(), 1, "one replayed span for {c}");
+        let r = twins[0];
+        assert_eq!(s(r, "observation_point"), "network");
+        for f in [
+            "protocol",
+            "request_type",
+            "request_domain",
+            "request_resource",
+            "response_code",
+            "response_status",
+            "exception",
+            "request_length",
+            "response_length",
+            "resp_tcp_seq",
+            "dst_port",
+            "x_request_id",
+            "trace_id",
+        ] {
+            assert_eq!(field(r, f), field(c, f), "{f}: replayed {r} vs live {c}");
+        }
+    }
+}
