@@ -22,7 +22,7 @@ use causeway_model::{
     DataEvent, Direction, L7Protocol, ObservationPoint, ResponseStatus, SocketEvent, SocketRole,
     Span,
 };
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::time::Duration;
 
 /// Where finished spans go.
@@ -57,6 +57,9 @@ pub struct PipelineConfig {
     /// from the client (egress = client to server). `None`: in the process
     /// that made the syscall, client or server by the request's direction.
     pub observation_point: Option<ObservationPoint>,
+    /// "Port N speaks protocol X": sockets with this port at either end
+    /// skip inference, and requests travel towards the port.
+    pub port_protocols: Vec<(u16, L7Protocol)>,
 }
 
 impl Default for PipelineConfig {
@@ -69,6 +72,7 @@ impl Default for PipelineConfig {
             max_pending_per_socket: 256,
             max_infer_failures: 8,
             observation_point: None,
+            port_protocols: Vec::new(),
         }
     }
 }
@@ -92,6 +96,8 @@ pub struct Stats {
     pub unrecognised: u64,
     /// Heads a parser rejected.
     pub parse_errors: u64,
+    /// The same, by protocol.
+    pub parse_errors_by_protocol: BTreeMap<L7Protocol, u64>,
     pub spans: u64,
     pub timeouts: u64,
     /// Responses with no request waiting (e.g. the request predates the agent).
@@ -270,6 +276,15 @@ impl Pipeline {
 }
 
 impl Core {
+    fn parse_error(&mut self, protocol: L7Protocol) {
+        self.stats.parse_errors += 1;
+        *self
+            .stats
+            .parse_errors_by_protocol
+            .entry(protocol)
+            .or_default() += 1;
+    }
+
     fn assemble(&mut self, s: &mut SocketState, e: &DataEvent<'_>, sink: &mut dyn SpanSink) {
         let d = dir_index(e.direction);
         // The other side speaking ends its message, unless that message
@@ -292,7 +307,7 @@ impl Core {
                         m.head = head;
                     }
                     Err(_) => {
-                        self.stats.parse_errors += 1;
+                        self.parse_error(m.protocol);
                         return;
                     }
                 }
@@ -378,7 +393,7 @@ impl Core {
                     return;
                 }
                 Err(HeadError::Http(_) | HeadError::Parse(_)) => {
-                    self.stats.parse_errors += 1;
+                    self.parse_error(protocol);
                     return;
                 }
                 Err(HeadError::Unsupported) => {
@@ -419,6 +434,22 @@ impl Core {
                 MessageKind::Response
             }
         };
+        if s.protocol.is_none() {
+            let (local, remote) = (e.tuple.local.port(), e.tuple.remote.port());
+            let chosen = self
+                .config
+                .port_protocols
+                .iter()
+                .find(|(port, _)| *port == remote || *port == local);
+            if let Some(&(port, p)) = chosen {
+                s.protocol = Some(p);
+                s.request_dir = Some(if remote == port {
+                    Direction::Egress
+                } else {
+                    Direction::Ingress
+                });
+            }
+        }
         if let Some(p) = s.protocol {
             if p == L7Protocol::Http {
                 // HTTP/1 says in its bytes; anything else is no message start.
@@ -486,7 +517,13 @@ impl Core {
                         s.pending.push_back(r);
                     }
                 }
-                match s.pending.pop_front() {
+                // Protocols that may answer out of order name the request
+                // they answer; the others answer the oldest one.
+                let at = match m.head.request_id {
+                    Some(id) => s.pending.iter().position(|r| r.head.request_id == Some(id)),
+                    None => (!s.pending.is_empty()).then_some(0),
+                };
+                match at.and_then(|i| s.pending.remove(i)) {
                     Some(req) => self.emit(req, Some(m), sink),
                     None => self.stats.orphan_responses += 1,
                 }
@@ -547,6 +584,12 @@ impl Core {
                 &req.head.parent_span_id,
                 rh.map(|h| h.parent_span_id.as_str()),
             ),
+            endpoint: causeway_l7::endpoint::endpoint(
+                req.protocol,
+                &req.head.request_type,
+                &req.head.request_resource,
+            ),
+            request_id: req.head.request_id,
             request_type: req.head.request_type,
             request_domain: req.head.request_domain,
             request_resource: req.head.request_resource,

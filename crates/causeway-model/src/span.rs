@@ -5,7 +5,7 @@ use serde::Serialize;
 use std::fmt;
 
 /// The application protocol of a span.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum L7Protocol {
     #[default]
@@ -167,6 +167,13 @@ pub struct Span {
     pub request_domain: String,
     /// Path, statement, key.
     pub request_resource: String,
+    /// The resource folded for aggregation: ids in paths and SQL literals
+    /// become placeholders, Redis keeps its command.
+    pub endpoint: String,
+    /// What paired the response with the request when not their order: DNS
+    /// transaction id, HTTP/2 stream id, Kafka correlation id, MQTT packet
+    /// id, Dubbo/Bolt request id.
+    pub request_id: Option<u64>,
     /// Error text the response carried (Redis error, SQL error message).
     pub exception: String,
     pub user_agent: String,

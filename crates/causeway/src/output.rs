@@ -22,13 +22,35 @@ pub fn parse_protocol(s: &str) -> Result<L7Protocol, String> {
     })
 }
 
+/// `PORT=PROTOCOL`, as `--port-protocol 6380=redis` takes it.
+pub fn parse_port_protocol(s: &str) -> Result<(u16, L7Protocol), String> {
+    let (port, proto) = s
+        .split_once('=')
+        .ok_or_else(|| format!("{s:?}: expected PORT=PROTOCOL, e.g. 6380=redis"))?;
+    let port = port
+        .trim()
+        .parse::<u16>()
+        .map_err(|e| format!("{port:?} is not a port: {e}"))?;
+    Ok((port, parse_protocol(proto.trim())?))
+}
+
 /// Set by a signal, the `--duration` timer, or a closed stdout: stop reading.
 pub static STOP: AtomicBool = AtomicBool::new(false);
 
 /// The pipeline's own accounting, for the closing line on stderr.
 pub fn pipeline_summary(s: &Stats) -> String {
+    let by_protocol: Vec<String> = s
+        .parse_errors_by_protocol
+        .iter()
+        .map(|(p, n)| format!("{p} {n}"))
+        .collect();
+    let by_protocol = if by_protocol.is_empty() {
+        String::new()
+    } else {
+        format!(" ({})", by_protocol.join(", "))
+    };
     format!(
-        "{} spans ({} timeouts), {} messages, {} parse errors, {} unrecognised, \
+        "{} spans ({} timeouts), {} messages, {} parse errors{by_protocol}, {} unrecognised, \
          {} orphan responses, {} dropped waiting requests",
         s.spans,
         s.timeouts,

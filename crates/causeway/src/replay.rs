@@ -2,7 +2,7 @@
 //! pipeline as `watch`, observed at the `network` point, printed the same way.
 
 use crate::duration;
-use crate::output::{self, parse_protocol, Format, Printer};
+use crate::output::{self, parse_port_protocol, parse_protocol, Format, Printer};
 use anyhow::{Context, Result};
 use causeway_agent::capture::{self, ReplayConfig};
 use causeway_agent::{EventFilter, Pipeline, PipelineConfig, WallClock};
@@ -27,6 +27,10 @@ pub struct ReplayArgs {
     /// `watch --payload-cap`).
     #[arg(long, default_value_t = 16384)]
     payload_cap: usize,
+    /// Port N speaks protocol X (repeatable): `--port-protocol 6380=redis`.
+    /// Sockets with that port at either end skip inference.
+    #[arg(long = "port-protocol", value_name = "PORT=PROTOCOL", value_parser = parse_port_protocol)]
+    port_protocols: Vec<(u16, L7Protocol)>,
     /// An unanswered request becomes a timeout span after this long (capture time).
     #[arg(long, value_parser = duration::parse, default_value = "60s")]
     timeout: Duration,
@@ -47,6 +51,7 @@ pub fn run(args: ReplayArgs) -> Result<()> {
                 ..EventFilter::default()
             },
             request_timeout: args.timeout,
+            port_protocols: args.port_protocols.clone(),
             observation_point: Some(ObservationPoint::Network),
             ..PipelineConfig::default()
         },

@@ -2,7 +2,7 @@
 //! process, and print each span as it completes.
 
 use crate::duration;
-use crate::output::{self, parse_protocol, Format, Printer, STOP};
+use crate::output::{self, parse_port_protocol, parse_protocol, Format, Printer, STOP};
 use anyhow::{bail, Context, Result};
 use causeway_agent::{EventFilter, Pipeline, PipelineConfig, ProbeDriver, WallClock};
 use causeway_bpf::{ProbeConfig, Probes, DEFAULT_PAYLOAD_CAP, MAX_PAYLOAD_CAP};
@@ -22,7 +22,7 @@ pub struct WatchArgs {
     /// Only sockets with this port at either end.
     #[arg(long)]
     port: Option<u16>,
-    /// Only this application protocol (http, redis, mysql, postgresql).
+    /// Only this application protocol (http, redis, mysql, postgresql, ...).
     #[arg(long, value_parser = parse_protocol)]
     protocol: Option<L7Protocol>,
     #[arg(long, value_enum, default_value_t = Format::Table)]
@@ -33,6 +33,10 @@ pub struct WatchArgs {
     /// Payload bytes captured per syscall (at most 16384).
     #[arg(long, default_value_t = DEFAULT_PAYLOAD_CAP)]
     payload_cap: u32,
+    /// Port N speaks protocol X (repeatable): `--port-protocol 6380=redis`.
+    /// Sockets with that port at either end skip inference.
+    #[arg(long = "port-protocol", value_name = "PORT=PROTOCOL", value_parser = parse_port_protocol)]
+    port_protocols: Vec<(u16, L7Protocol)>,
     /// An unanswered request becomes a timeout span after this long.
     #[arg(long, value_parser = duration::parse, default_value = "60s")]
     timeout: Duration,
@@ -79,6 +83,7 @@ pub fn run(args: WatchArgs) -> Result<()> {
                 port: args.port,
             },
             request_timeout: args.timeout,
+            port_protocols: args.port_protocols.clone(),
             ..PipelineConfig::default()
         },
         WallClock::now(),

@@ -375,3 +375,73 @@ fn head_split_after_a_four_byte_packet_header_is_parsed_whole() {
         "the message starts at the header"
     );
 }
+
+#[test]
+fn port_override_speaks_for_bytes_inference_leaves_alone() {
+    // `QUIT` is left out of Redis inference (SMTP and FTP say it too).
+    let mut f = Feed::new();
+    f.client(Direction::Egress, 6, b"QUIT\r\n");
+    f.client(Direction::Ingress, 5, b"+OK\r\n");
+    f.close(2);
+    assert!(f.spans.is_empty());
+    let mut f = Feed::with(PipelineConfig {
+        port_protocols: vec![(8080, L7Protocol::Redis)],
+        ..PipelineConfig::default()
+    });
+    f.client(Direction::Egress, 6, b"QUIT\r\n");
+    f.client(Direction::Ingress, 5, b"+OK\r\n");
+    // On the server's socket the port is the local one: ingress asks.
+    f.server(Direction::Ingress, 6, b"QUIT\r\n");
+    f.server(Direction::Egress, 5, b"+OK\r\n");
+    f.close(2);
+    f.close(1);
+    let got: Vec<_> = f
+        .spans
+        .iter()
+        .map(|s| {
+            (
+                s.protocol,
+                s.observation_point,
+                s.request_type.as_str(),
+                s.endpoint.as_str(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        [
+            (L7Protocol::Redis, ObservationPoint::Client, "QUIT", "QUIT"),
+            (L7Protocol::Redis, ObservationPoint::Server, "QUIT", "QUIT"),
+        ]
+    );
+}
+
+#[test]
+fn parse_errors_are_counted_by_protocol() {
+    let mut f = Feed::new();
+    f.client(Direction::Egress, 18, b"GET / HTTP/1.1\r\n\r\n");
+    // An HTTP response start line with a broken header block.
+    f.client(
+        Direction::Ingress,
+        30,
+        b"HTTP/1.1 200 OK\r\nBad Header\r\n\r\n",
+    );
+    assert_eq!(f.p.stats().parse_errors, 1);
+    assert_eq!(
+        f.p.stats().parse_errors_by_protocol.get(&L7Protocol::Http),
+        Some(&1)
+    );
+}
+
+#[test]
+fn spans_carry_an_endpoint() {
+    let mut f = Feed::new();
+    f.client(Direction::Egress, 31, b"GET /users/42?x=1 HTTP/1.1\r\n\r\n");
+    f.client(
+        Direction::Ingress,
+        38,
+        b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n",
+    );
+    assert_eq!(f.spans[0].endpoint, "/users/{id}");
+    assert_eq!(f.spans[0].request_id, None);
+}
