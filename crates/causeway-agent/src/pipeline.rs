@@ -9,9 +9,13 @@
 //! lets one syscall hold several pipelined messages, each parsed at its exact
 //! offset while it lies inside the captured prefix.
 //!
-//! Pairing is serial (HTTP/1): the oldest request waiting on a socket takes
-//! the next final response. A request left unanswered past the timeout window,
-//! or when its socket closes, becomes a timeout span.
+//! Pairing is serial (HTTP/1, Redis, SQL): the oldest request waiting on a
+//! socket takes the next final response; a response that names its request
+//! (a DNS id, a stream id) takes that one. A request left unanswered past the
+//! timeout window, or when its socket closes, becomes a timeout span. The
+//! window is an array of time slots (the paper's): each slot lists the
+//! sockets that queued a request in it, so expiring a slot visits only those,
+//! and a bound on all slot entries keeps memory bounded under any load.
 
 use crate::clock::WallClock;
 use crate::filter::EventFilter;
@@ -41,8 +45,18 @@ impl<F: FnMut(Span)> SpanSink for F {
 #[derive(Debug, Clone)]
 pub struct PipelineConfig {
     pub filter: EventFilter,
-    /// An unanswered request becomes a timeout span after this long.
+    /// An unanswered request becomes a timeout span after this long: the
+    /// pairing window.
     pub request_timeout: Duration,
+    /// The window is kept as an array of slots this long (the paper's time
+    /// slots): requests expire a slot at a time, between `request_timeout`
+    /// and `request_timeout + pairing_slot` after they were sent, and only
+    /// the sockets with requests in an expiring slot are visited.
+    pub pairing_slot: Duration,
+    /// Requests waiting over all sockets, counted in slot entries; past this
+    /// the oldest slot is dropped early (counted in `pending_dropped`), so
+    /// memory stays bounded whatever the traffic.
+    pub max_pending_total: usize,
     /// A message of unknown length (close-delimited, or a head cut off by the
     /// capture cap) is closed after this long without bytes.
     pub idle_flush: Duration,
@@ -67,6 +81,8 @@ impl Default for PipelineConfig {
         PipelineConfig {
             filter: EventFilter::default(),
             request_timeout: Duration::from_secs(60),
+            pairing_slot: Duration::from_secs(1),
+            max_pending_total: 1 << 20,
             idle_flush: Duration::from_millis(500),
             socket_idle_evict: Duration::from_secs(300),
             max_pending_per_socket: 256,
@@ -159,6 +175,11 @@ struct Core {
     config: PipelineConfig,
     wall: WallClock,
     stats: Stats,
+    /// Per pairing slot (index: monotonic time / slot length, oldest first),
+    /// the sockets that queued a request in it.
+    slots: VecDeque<(u64, Vec<u64>)>,
+    /// Socket ids over all slots.
+    slot_entries: usize,
 }
 
 impl Pipeline {
@@ -169,6 +190,8 @@ impl Pipeline {
                 config,
                 wall,
                 stats: Stats::default(),
+                slots: VecDeque::new(),
+                slot_entries: 0,
             },
             last_sweep_ns: 0,
         }
@@ -232,6 +255,47 @@ impl Pipeline {
         }
     }
 
+    /// Unanswered requests of slots out of the window become timeout spans;
+    /// past the memory bound the oldest slots go early, counted as dropped.
+    fn expire_slots(&mut self, now_ns: u64, sink: &mut dyn SpanSink) {
+        let core = &mut self.core;
+        let slot_ns = core.slot_ns();
+        let window = (core.config.request_timeout.as_nanos() as u64).div_ceil(slot_ns);
+        let now_slot = now_ns / slot_ns;
+        while let Some(&(slot, _)) = core.slots.front() {
+            let expired = slot + window < now_slot;
+            let over = core.slot_entries > core.config.max_pending_total;
+            if !expired && !over {
+                break;
+            }
+            let Some((_, mut ids)) = core.slots.pop_front() else {
+                break;
+            };
+            core.slot_entries -= ids.len();
+            ids.sort_unstable();
+            ids.dedup();
+            for id in ids {
+                let Some(s) = self.sockets.get_mut(&id) else {
+                    continue;
+                };
+                while s
+                    .pending
+                    .front()
+                    .is_some_and(|r| r.start_ns / slot_ns <= slot)
+                {
+                    let Some(req) = s.pending.pop_front() else {
+                        break;
+                    };
+                    if expired {
+                        core.emit(req, None, sink);
+                    } else {
+                        core.stats.pending_dropped += 1;
+                    }
+                }
+            }
+        }
+    }
+
     /// Time-driven work: idle messages are closed, unanswered requests time
     /// out, idle sockets are forgotten. `now_ns` is the monotonic clock.
     pub fn tick(&mut self, now_ns: u64, sink: &mut dyn SpanSink) {
@@ -240,9 +304,9 @@ impl Pipeline {
             return;
         }
         self.last_sweep_ns = now_ns;
+        self.expire_slots(now_ns, sink);
         let core = &mut self.core;
         let idle_flush = core.config.idle_flush.as_nanos() as u64;
-        let timeout = core.config.request_timeout.as_nanos() as u64;
         let evict = core.config.socket_idle_evict.as_nanos() as u64;
         self.sockets.retain(|_, s| {
             for d in 0..2 {
@@ -258,15 +322,6 @@ impl Pipeline {
                     }
                 }
             }
-            while s
-                .pending
-                .front()
-                .is_some_and(|r| now_ns.saturating_sub(r.start_ns) >= timeout)
-            {
-                if let Some(req) = s.pending.pop_front() {
-                    core.emit(req, None, sink);
-                }
-            }
             let forget = s.pending.is_empty()
                 && s.current.iter().all(Option::is_none)
                 && now_ns.saturating_sub(s.last_ns) >= evict;
@@ -276,6 +331,30 @@ impl Pipeline {
 }
 
 impl Core {
+    fn slot_ns(&self) -> u64 {
+        let slot = self.config.pairing_slot.min(self.config.request_timeout);
+        (slot.as_nanos() as u64).max(1)
+    }
+
+    /// Notes in the slot array that `socket_id` queued a request at `start_ns`.
+    fn note_pending(&mut self, socket_id: u64, start_ns: u64) {
+        let slot = start_ns / self.slot_ns();
+        match self.slots.back_mut() {
+            Some((last, ids)) if *last >= slot => {
+                // Same slot (or a request stamped a little earlier than the
+                // newest: it joins the newest slot and expires with it).
+                if ids.last() != Some(&socket_id) {
+                    ids.push(socket_id);
+                    self.slot_entries += 1;
+                }
+            }
+            _ => {
+                self.slots.push_back((slot, vec![socket_id]));
+                self.slot_entries += 1;
+            }
+        }
+    }
+
     fn parse_error(&mut self, protocol: L7Protocol) {
         self.stats.parse_errors += 1;
         *self
@@ -494,6 +573,7 @@ impl Core {
                     s.pending.pop_front();
                     self.stats.pending_dropped += 1;
                 }
+                self.note_pending(m.socket_id, m.start_ns);
                 s.pending.push_back(m);
             }
             MessageKind::Response => {

@@ -445,3 +445,50 @@ fn spans_carry_an_endpoint() {
     assert_eq!(f.spans[0].endpoint, "/users/{id}");
     assert_eq!(f.spans[0].request_id, None);
 }
+
+#[test]
+fn the_window_expires_a_slot_at_a_time() {
+    let mut f = Feed::with(PipelineConfig {
+        request_timeout: Duration::from_secs(3),
+        pairing_slot: Duration::from_secs(1),
+        ..PipelineConfig::default()
+    });
+    f.server(Direction::Ingress, GET.len(), GET);
+    f.tick_after(Duration::from_millis(1500));
+    f.client(Direction::Egress, GET.len(), GET);
+    // 3 s after the first request: within its slot's grace.
+    f.tick_after(Duration::from_millis(1500));
+    assert!(f.spans.is_empty());
+    f.tick_after(Duration::from_millis(1100));
+    assert_eq!(f.spans.len(), 1, "first request out of the window");
+    assert_eq!(f.spans[0].observation_point, ObservationPoint::Server);
+    f.tick_after(Duration::from_millis(1500));
+    assert_eq!(f.spans.len(), 2);
+    assert!(f
+        .spans
+        .iter()
+        .all(|s| s.response_status == ResponseStatus::Timeout));
+}
+
+#[test]
+fn the_pending_bound_drops_the_oldest_slot_early() {
+    let mut f = Feed::with(PipelineConfig {
+        max_pending_total: 1,
+        ..PipelineConfig::default()
+    });
+    f.server(Direction::Ingress, GET.len(), GET);
+    f.tick_after(Duration::from_secs(2));
+    f.client(Direction::Egress, GET.len(), GET);
+    f.tick_after(Duration::from_millis(200));
+    // Two slot entries over a bound of one: the older slot goes, uncounted
+    // as a timeout, counted as dropped.
+    assert_eq!(f.p.stats().pending_dropped, 1);
+    assert!(f.spans.is_empty());
+    f.client(
+        Direction::Ingress,
+        38,
+        b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n",
+    );
+    assert_eq!(f.spans.len(), 1);
+    assert_eq!(f.spans[0].observation_point, ObservationPoint::Client);
+}
