@@ -57,6 +57,7 @@ mod tests {
             fd: 3,
             total_len: 0,
             payload: b"",
+            is_tls: false,
         }
     }
 

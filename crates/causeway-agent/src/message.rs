@@ -201,6 +201,8 @@ pub struct Message {
     pub syscall_trace_id: u64,
     /// Bytes seen so far, over all its syscalls.
     pub length: u64,
+    /// TLS plaintext.
+    pub tls: bool,
     /// The first syscall was too short for a head (a server reading a MySQL
     /// packet's 4-byte header before its body): its bytes, parsed together
     /// with the next syscall's.
@@ -233,6 +235,7 @@ impl Message {
             tcp_seq: e.tcp_seq.wrapping_add(offset as u32),
             syscall_trace_id: e.syscall_trace_id,
             length,
+            tls: e.is_tls,
             pending_head: None,
         }
     }

@@ -131,6 +131,9 @@ struct SocketState {
     protocol: Option<L7Protocol>,
     /// Not parsed any more: upgraded, or nothing we know.
     opaque: bool,
+    /// Its TLS plaintext is seen (library uprobes): its own syscalls carry
+    /// ciphertext and are ignored.
+    tls: bool,
     infer_failures: u8,
     /// The direction requests travel, fixed when the protocol is inferred.
     request_dir: Option<Direction>,
@@ -223,6 +226,18 @@ impl Pipeline {
                     core.stats.data_events += 1;
                     let s = self.sockets.entry(e.socket_id).or_default();
                     s.last_ns = e.exit_ns;
+                    if e.is_tls && !s.tls {
+                        // Plaintext at last: what the handshake's ciphertext
+                        // taught inference is void.
+                        *s = SocketState {
+                            tls: true,
+                            last_ns: e.exit_ns,
+                            ..SocketState::default()
+                        };
+                    }
+                    if s.tls && !e.is_tls {
+                        return;
+                    }
                     if !s.opaque {
                         core.assemble(s, &e, sink);
                     }
@@ -654,6 +669,7 @@ impl Core {
             tid_resp: resp.as_ref().map_or(0, |r| r.tid),
             socket_id: req.socket_id,
             l4_protocol: req.tuple.l4,
+            is_tls: req.tls,
             src_ip: client.ip().to_string(),
             src_port: client.port(),
             dst_ip: server.ip().to_string(),

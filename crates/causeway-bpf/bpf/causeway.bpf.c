@@ -6,7 +6,12 @@
  * emits one event with the paper's four groups of facts: program (pid, tid,
  * comm), network (socket id, 5-tuple, TCP sequence), tracing (timestamps,
  * direction, syscall trace id) and syscall (byte count, payload prefix).
- * Files, pipes and unix sockets are dropped at entry, in the kernel. */
+ * Files, pipes and unix sockets are dropped at entry, in the kernel.
+ *
+ * TLS: uprobes on OpenSSL's SSL_read/SSL_write (and _ex) see the plaintext.
+ * The socket behind an SSL* is learnt from the syscall the library makes on
+ * the same thread while inside the call (no OpenSSL struct offsets needed);
+ * that syscall's own event, ciphertext, is not emitted. */
 #include "vmlinux_min.h"
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_core_read.h>
@@ -30,8 +35,11 @@ enum role { ROLE_UNKNOWN = 0, ROLE_CLIENT = 1, ROLE_SERVER = 2 };
 enum sc {
 	SC_READ, SC_WRITE, SC_READV, SC_WRITEV, SC_SENDTO, SC_RECVFROM,
 	SC_SENDMSG, SC_RECVMSG, SC_SENDMMSG, SC_RECVMMSG, SC_SENDFILE,
+	SC_SSL_READ, SC_SSL_WRITE,
 	SC_CONNECT = 100, SC_ACCEPT = 101,
 };
+/* event_hdr.flags */
+#define F_TLS 1
 
 /* Wire layout shared with the Rust decoder (causeway-bpf/src/event.rs). */
 struct event_hdr {
@@ -53,7 +61,8 @@ struct event_hdr {
 	u8 role;
 	u8 family;
 	u8 l4;
-	u8 pad[6];
+	u8 flags;
+	u8 pad[5];
 	u8 laddr[16];
 	u8 raddr[16];
 	char comm[16];
@@ -102,6 +111,34 @@ struct trace_state {
 	u8 last_dir;
 };
 
+/* A call into OpenSSL in progress on a thread. */
+struct ssl_call {
+	u64 ssl;      /* SSL * */
+	u64 buf;
+	u64 len_ptr;  /* _ex variants: size_t *readbytes / *written */
+	u64 enter_ns;
+	u64 sk;       /* learnt from a syscall made inside the call */
+	u32 tcp_seq;  /* ... and the sequence of its first byte */
+	s32 fd;
+	u8 dir;
+	u8 active;
+	u8 ex;
+};
+
+/* The socket an SSL* last did I/O on, for calls served from OpenSSL's
+ * buffers without a syscall. */
+struct ssl_sock {
+	u64 sk;
+	s32 fd;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 65536);
+	__type(key, u64); /* SSL * */
+	__type(value, struct ssl_sock);
+} ssl_sockets SEC(".maps");
+
 /* What Causeway keeps per thread: the arguments of its socket syscall in
  * progress (consumed at exit: sk == 0) and its syscall trace id state. In
  * task-local storage, which hangs off the task itself: no hashing per
@@ -110,6 +147,7 @@ struct trace_state {
 struct thread_state {
 	struct io_args args;
 	struct trace_state trace;
+	struct ssl_call ssl;
 };
 
 struct {
@@ -276,8 +314,15 @@ static __always_inline void save_args(struct io_args *a)
 {
 	struct thread_state *ts = bpf_task_storage_get(&threads, bpf_get_current_task_btf(), 0,
 						       BPF_LOCAL_STORAGE_GET_F_CREATE);
-	if (ts)
-		ts->args = *a;
+	if (!ts)
+		return;
+	ts->args = *a;
+	/* Inside SSL_read/SSL_write: this is the SSL's socket. */
+	if (ts->ssl.active && !ts->ssl.sk) {
+		ts->ssl.sk = a->sk;
+		ts->ssl.fd = a->fd;
+		ts->ssl.tcp_seq = a->tcp_seq;
+	}
 }
 
 /* Copies out and consumes the thread's saved arguments; returns its state,
@@ -432,6 +477,9 @@ static __always_inline int on_exit(struct syscall_exit_ctx *ctx)
 	long ret = ctx->ret;
 	if (ret <= 0)
 		return 0;
+	/* Ciphertext moved by OpenSSL: its plaintext is reported at the call's return. */
+	if (ts->ssl.active)
+		return 0;
 	u64 now = bpf_ktime_get_ns();
 	struct sock_info *info = sock_lookup(a.sk, ROLE_UNKNOWN, false);
 	if (!info)
@@ -499,6 +547,101 @@ static __always_inline int on_exit(struct syscall_exit_ctx *ctx)
 	submit(e);
 	return 0;
 }
+
+/* --- OpenSSL ------------------------------------------------------------ */
+
+static __always_inline int ssl_enter(struct pt_regs *ctx, u8 dir, u8 ex)
+{
+	if (skip_process(bpf_get_current_pid_tgid()))
+		return 0;
+	struct thread_state *ts = bpf_task_storage_get(&threads, bpf_get_current_task_btf(), 0,
+						       BPF_LOCAL_STORAGE_GET_F_CREATE);
+	if (!ts)
+		return 0;
+	struct ssl_call c = {
+		.ssl = ctx->di,
+		.buf = ctx->si,
+		.len_ptr = ex ? ctx->cx : 0,
+		.enter_ns = bpf_ktime_get_ns(),
+		.dir = dir,
+		.active = 1,
+		.ex = ex,
+	};
+	ts->ssl = c;
+	return 0;
+}
+
+static __always_inline int ssl_exit(struct pt_regs *ctx)
+{
+	u64 pid_tgid = bpf_get_current_pid_tgid();
+	struct thread_state *ts = bpf_task_storage_get(&threads, bpf_get_current_task_btf(), 0, 0);
+	if (!ts || !ts->ssl.active)
+		return 0;
+	struct ssl_call c = ts->ssl;
+	ts->ssl.active = 0;
+	long ret = (long)ctx->ax;
+	u64 n = 0;
+	if (c.ex) {
+		if ((int)ret != 1 || !c.len_ptr)
+			return 0;
+		bpf_probe_read_user(&n, sizeof(n), (void *)c.len_ptr);
+	} else {
+		if ((int)ret <= 0)
+			return 0;
+		n = (u32)ret;
+	}
+	if (n == 0)
+		return 0;
+	if (c.sk) {
+		struct ssl_sock ss = { .sk = c.sk, .fd = c.fd };
+		bpf_map_update_elem(&ssl_sockets, &c.ssl, &ss, BPF_ANY);
+	} else {
+		struct ssl_sock *ss = bpf_map_lookup_elem(&ssl_sockets, &c.ssl);
+		if (!ss)
+			return 0; /* no socket seen for this SSL yet */
+		c.sk = ss->sk;
+		c.fd = ss->fd;
+		c.tcp_seq = tcp_seq_at_entry(as_sock(c.sk), c.dir);
+	}
+	u64 now = bpf_ktime_get_ns();
+	struct sock_info *info = sock_lookup(c.sk, ROLE_UNKNOWN, false);
+	if (!info)
+		return 0;
+	struct data_event *e = scratch_event();
+	if (!e)
+		return 0;
+	struct io_args a = {
+		.enter_ns = c.enter_ns,
+		.sk = c.sk,
+		.buf = c.buf,
+		.fd = c.fd,
+		.syscall = c.dir == DIR_EGRESS ? SC_SSL_WRITE : SC_SSL_READ,
+		.direction = c.dir,
+	};
+	fill_common(e, &a, pid_tgid, info, now);
+	e->h.flags = F_TLS;
+	e->h.trace_id = syscall_trace_id(&ts->trace, c.dir, info->id, now);
+	e->h.total_len = n;
+	e->h.tcp_seq = c.tcp_seq;
+	u32 want = cap_of(n);
+	if (want > MAX_PAYLOAD)
+		want = MAX_PAYLOAD;
+	e->h.cap_len = bpf_probe_read_user(e->data, want, (void *)c.buf) ? 0 : want;
+	submit(e);
+	return 0;
+}
+
+/* Attached by the loader to each libssl it finds (not auto-attached). */
+SEC("uprobe")
+int ssl_write_enter(struct pt_regs *ctx) { return ssl_enter(ctx, DIR_EGRESS, 0); }
+SEC("uprobe")
+int ssl_read_enter(struct pt_regs *ctx) { return ssl_enter(ctx, DIR_INGRESS, 0); }
+SEC("uprobe")
+int ssl_write_ex_enter(struct pt_regs *ctx) { return ssl_enter(ctx, DIR_EGRESS, 1); }
+SEC("uprobe")
+int ssl_read_ex_enter(struct pt_regs *ctx) { return ssl_enter(ctx, DIR_INGRESS, 1); }
+SEC("uretprobe")
+int ssl_return(struct pt_regs *ctx) { return ssl_exit(ctx); }
 
 #define DATA_PROBES(name, sc, dir)                                              \
 	SEC("tracepoint/syscalls/sys_enter_" #name)                             \

@@ -165,6 +165,13 @@ struct sockaddr_in6 {
 	__u32 sin6_scope_id;
 };
 
+/* The user registers a uprobe sees (x86-64 layout, as the kernel's
+ * arch/x86/include/asm/ptrace.h; read through the context, not relocated). */
+struct pt_regs {
+	unsigned long r15, r14, r13, r12, bp, bx, r11, r10, r9, r8;
+	unsigned long ax, cx, dx, si, di, orig_ax, ip, cs, flags, sp, ss;
+};
+
 /* The context of tracepoint/syscalls/sys_{enter,exit}_*: the tracefs format
  * files give these offsets (common header 8 bytes, syscall nr, then args). */
 struct syscall_enter_ctx {

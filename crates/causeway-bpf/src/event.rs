@@ -16,6 +16,8 @@ pub const HEADER_LEN: usize = 120;
 const EV_DATA: u8 = 1;
 const EV_OPEN: u8 = 2;
 const EV_CLOSE: u8 = 3;
+/// `event_hdr.flags`: the payload is TLS plaintext from a library uprobe.
+const F_TLS: u8 = 1;
 
 /// A record that does not match the layout the BPF side writes.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -127,6 +129,7 @@ pub fn decode(record: &[u8]) -> Result<SocketEvent<'_>, DecodeError> {
                 fd: h.u32(40) as i32,
                 total_len: h.u32(48),
                 payload,
+                is_tls: h.0[66] & F_TLS != 0,
             }))
         }
         EV_OPEN => Ok(SocketEvent::Open(SocketOpen {

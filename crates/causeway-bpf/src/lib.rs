@@ -4,11 +4,13 @@
 //!
 //! This is the only crate with FFI. The programs live in `bpf/*.bpf.c`, are
 //! compiled by clang through libbpf-cargo at build time, and are loaded with
-//! libbpf-rs. Only syscall tracepoints are used: on the kernels Causeway
-//! targets kprobes and fentry are unavailable (DESIGN.md, section 3).
+//! libbpf-rs. Only syscall tracepoints and uprobes are used: on the kernels
+//! Causeway targets kprobes and fentry are unavailable (DESIGN.md, section 3).
+//! Uprobes on OpenSSL's `SSL_read`/`SSL_write` give TLS plaintext.
 
 mod event;
 mod preflight;
+mod tls;
 
 pub use event::{decode, DecodeError, HEADER_LEN};
 pub use preflight::{preflight, PreflightError};
@@ -85,7 +87,11 @@ pub struct KernelCounters {
 /// The loaded and attached programs. Dropping it detaches them.
 pub struct Probes {
     skel: skel::CausewaySkel<'static>,
+    tls: std::sync::Mutex<tls::TlsProbes>,
 }
+
+/// How often running processes are scanned for TLS libraries not yet probed.
+const TLS_RESCAN: Duration = Duration::from_secs(5);
 
 impl Probes {
     /// Checks prerequisites, loads the programs and attaches every tracepoint.
@@ -114,7 +120,37 @@ impl Probes {
             .map_err(stage("sizing the scratch map"))?;
         let mut skel = open.load().map_err(stage("loading the BPF programs"))?;
         skel.attach().map_err(stage("attaching the tracepoints"))?;
-        Ok(Probes { skel })
+        let probes = Probes {
+            skel,
+            tls: std::sync::Mutex::new(tls::TlsProbes::default()),
+        };
+        probes.scan_tls();
+        Ok(probes)
+    }
+
+    /// Attaches the OpenSSL probes to libraries not yet probed.
+    fn scan_tls(&self) -> usize {
+        let p = &self.skel.progs;
+        let progs = tls::SslPrograms {
+            write: &p.ssl_write_enter,
+            read: &p.ssl_read_enter,
+            write_ex: &p.ssl_write_ex_enter,
+            read_ex: &p.ssl_read_ex_enter,
+            ret: &p.ssl_return,
+        };
+        self.tls
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .scan(&progs)
+    }
+
+    /// The TLS libraries whose plaintext is traced.
+    pub fn tls_libraries(&self) -> Vec<std::path::PathBuf> {
+        self.tls
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .libraries
+            .clone()
     }
 
     /// Counters kept by the kernel side, read live.
@@ -153,7 +189,12 @@ impl Probes {
             0
         })?;
         let ring = builder.build()?;
+        let mut last_scan = std::time::Instant::now();
         while !stop.load(Ordering::Relaxed) {
+            if last_scan.elapsed() >= TLS_RESCAN {
+                last_scan = std::time::Instant::now();
+                self.scan_tls();
+            }
             // The kernel side wakes this poll only once a batch has built up;
             // below that, records wait for the end of the tick.
             match ring.poll(tick) {

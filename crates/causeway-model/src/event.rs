@@ -54,15 +54,19 @@ pub enum Syscall {
     Sendmmsg,
     Recvmmsg,
     Sendfile,
+    /// OpenSSL's `SSL_read`/`SSL_read_ex` (plaintext, seen by a uprobe).
+    SslRead,
+    /// OpenSSL's `SSL_write`/`SSL_write_ex`.
+    SslWrite,
 }
 
 impl Syscall {
     /// Decodes the kernel side's syscall number (the order above, from 0).
     pub fn from_u8(v: u8) -> Option<Syscall> {
         use Syscall::*;
-        const ALL: [Syscall; 11] = [
+        const ALL: [Syscall; 13] = [
             Read, Write, Readv, Writev, Sendto, Recvfrom, Sendmsg, Recvmsg, Sendmmsg, Recvmmsg,
-            Sendfile,
+            Sendfile, SslRead, SslWrite,
         ];
         ALL.get(v as usize).copied()
     }
@@ -151,6 +155,8 @@ pub struct DataEvent<'a> {
     pub total_len: u32,
     /// The first bytes moved, up to the configured capture cap.
     pub payload: &'a [u8],
+    /// Plaintext of a TLS connection, seen at the TLS library's boundary.
+    pub is_tls: bool,
 }
 
 impl DataEvent<'_> {
@@ -209,6 +215,7 @@ mod tests {
     fn syscall_numbers_round_trip() {
         assert_eq!(Syscall::from_u8(0), Some(Syscall::Read));
         assert_eq!(Syscall::from_u8(10), Some(Syscall::Sendfile));
-        assert_eq!(Syscall::from_u8(11), None);
+        assert_eq!(Syscall::from_u8(12), Some(Syscall::SslWrite));
+        assert_eq!(Syscall::from_u8(13), None);
     }
 }

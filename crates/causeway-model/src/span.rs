@@ -157,6 +157,8 @@ pub struct Span {
     pub tid_resp: u32,
     pub socket_id: u64,
     pub l4_protocol: crate::L4Protocol,
+    /// Seen as plaintext at a TLS library's boundary (OpenSSL uprobes).
+    pub is_tls: bool,
     pub src_ip: String,
     pub src_port: u16,
     pub dst_ip: String,

@@ -91,7 +91,16 @@ pub fn run(args: WatchArgs) -> Result<()> {
     // Written out once per poll of the ring buffer, not per span: a write
     // syscall per line would cost the agent more than building the span.
     let mut out = Printer::new(args.format, args.protocol);
-    eprintln!("causeway: watching; Ctrl-C to stop");
+    let tls = probes.tls_libraries();
+    eprintln!(
+        "causeway: watching; TLS plaintext through {} OpenSSL {}; Ctrl-C to stop",
+        tls.len(),
+        if tls.len() == 1 {
+            "library"
+        } else {
+            "libraries"
+        }
+    );
     let lost = || probes.counters().lost;
     let mut driver = ProbeDriver {
         pipeline: &mut pipeline,

@@ -413,6 +413,7 @@ fn deliver(
         fd: -1,
         total_len: bytes.len() as u32,
         payload: &bytes[..bytes.len().min(cap)],
+        is_tls: false,
     }));
 }
 

@@ -59,6 +59,7 @@ impl Feed {
             fd: 3,
             total_len: total as u32,
             payload,
+            is_tls: false,
         };
         *seq = seq.wrapping_add(total as u32);
         self.p.on_event(SocketEvent::Data(e), &mut self.spans);

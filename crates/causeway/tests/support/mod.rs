@@ -168,7 +168,7 @@ pub fn number_before(line: &str, marker: &str) -> u64 {
 
 /// A process killed on drop.
 pub struct Server {
-    child: Child,
+    pub child: Child,
     pub port: u16,
 }
 
