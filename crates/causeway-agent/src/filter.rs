@@ -58,6 +58,7 @@ mod tests {
             total_len: 0,
             payload: b"",
             is_tls: false,
+            coroutine_id: 0,
         }
     }
 

@@ -203,6 +203,8 @@ pub struct Message {
     pub length: u64,
     /// TLS plaintext.
     pub tls: bool,
+    /// The goroutine that moved its first bytes (Go TLS), else 0.
+    pub coroutine_id: u64,
     /// The first syscall was too short for a head (a server reading a MySQL
     /// packet's 4-byte header before its body): its bytes, parsed together
     /// with the next syscall's.
@@ -236,6 +238,7 @@ impl Message {
             syscall_trace_id: e.syscall_trace_id,
             length,
             tls: e.is_tls,
+            coroutine_id: e.coroutine_id,
             pending_head: None,
         }
     }

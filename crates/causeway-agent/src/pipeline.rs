@@ -667,6 +667,8 @@ impl Core {
             comm: req.comm.as_str().to_owned(),
             tid_req: req.tid,
             tid_resp: resp.as_ref().map_or(0, |r| r.tid),
+            coroutine_id_req: req.coroutine_id,
+            coroutine_id_resp: resp.as_ref().map_or(0, |r| r.coroutine_id),
             socket_id: req.socket_id,
             l4_protocol: req.tuple.l4,
             is_tls: req.tls,

@@ -66,8 +66,9 @@ struct event_hdr {
 	u8 laddr[16];
 	u8 raddr[16];
 	char comm[16];
+	u64 coroutine_id; /* Go: the goroutine id; 0 elsewhere */
 };
-_Static_assert(sizeof(struct event_hdr) == 120, "event_hdr layout");
+_Static_assert(sizeof(struct event_hdr) == 128, "event_hdr layout");
 
 /* Twice the cap, so an offset and a length each bounded by the cap always
  * stay inside the buffer as far as the verifier can prove. */
@@ -417,6 +418,9 @@ static __always_inline void fill_common(struct data_event *e, struct io_args *a,
 {
 	struct event_hdr *h = &e->h;
 	h->kind = EV_DATA;
+	/* The scratch event is reused per CPU: clear what only some set. */
+	h->flags = 0;
+	h->coroutine_id = 0;
 	h->socket_id = info->id;
 	h->role = info->role;
 	h->enter_ns = a->enter_ns;
@@ -621,6 +625,132 @@ static __always_inline int ssl_exit(struct pt_regs *ctx)
 	fill_common(e, &a, pid_tgid, info, now);
 	e->h.flags = F_TLS;
 	e->h.trace_id = syscall_trace_id(&ts->trace, c.dir, info->id, now);
+	e->h.total_len = n;
+	e->h.tcp_seq = c.tcp_seq;
+	u32 want = cap_of(n);
+	if (want > MAX_PAYLOAD)
+		want = MAX_PAYLOAD;
+	e->h.cap_len = bpf_probe_read_user(e->data, want, (void *)c.buf) ? 0 : want;
+	submit(e);
+	return 0;
+}
+
+/* --- Go crypto/tls ------------------------------------------------------- */
+
+/* A (*crypto/tls.Conn).Read or Write in progress, keyed by goroutine: the
+ * goroutine may park inside the call (netpoller) and return on another
+ * thread, so the thread is no key. Go's register ABI (1.17+, amd64): the
+ * receiver in RAX, the []byte's pointer in RBX, the current g in R14; the
+ * int result in RAX. */
+struct go_call_key {
+	u64 g;
+	u32 tgid;
+	u32 pad;
+};
+
+struct go_call {
+	u64 buf;
+	u64 enter_ns;
+	u64 goid;
+	u64 sk;
+	u32 tcp_seq;
+	s32 fd;
+	u8 dir;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 65536);
+	__type(key, struct go_call_key);
+	__type(value, struct go_call);
+} go_calls SEC(".maps");
+
+/* The socket's fd behind a *tls.Conn, through fields whose offsets Go has
+ * kept since 1.x: Conn.conn (a net.Conn interface: itab, data) at 0, the
+ * *net.TCPConn's conn.fd (*netFD) at 0, netFD.pfd (poll.FD) at 0, and
+ * poll.FD.Sysfd after its 16-byte fdMutex. */
+static __always_inline s32 go_conn_fd(u64 conn)
+{
+	u64 data = 0, netfd = 0;
+	s64 sysfd = -1;
+	if (bpf_probe_read_user(&data, sizeof(data), (void *)(conn + 8)) || !data)
+		return -1;
+	if (bpf_probe_read_user(&netfd, sizeof(netfd), (void *)data) || !netfd)
+		return -1;
+	if (bpf_probe_read_user(&sysfd, sizeof(sysfd), (void *)(netfd + 16)))
+		return -1;
+	return (s32)sysfd;
+}
+
+static __always_inline int go_tls_enter(struct pt_regs *ctx, u8 dir)
+{
+	u64 pid_tgid = bpf_get_current_pid_tgid();
+	if (skip_process(pid_tgid))
+		return 0;
+	s32 fd = go_conn_fd(ctx->ax);
+	struct sock *sk = fd_to_sock(fd);
+	if (!sk)
+		return 0;
+	u64 g = ctx->r14;
+	/* The loader passes runtime.g's goid offset as the attach cookie. */
+	u64 goid = 0;
+	bpf_probe_read_user(&goid, sizeof(goid), (void *)(g + bpf_get_attach_cookie(ctx)));
+	struct go_call_key key = { .g = g, .tgid = pid_tgid >> 32 };
+	struct go_call c = {
+		.buf = ctx->bx,
+		.enter_ns = bpf_ktime_get_ns(),
+		.goid = goid,
+		.sk = (u64)sk,
+		.tcp_seq = tcp_seq_at_entry(sk, dir),
+		.fd = fd,
+		.dir = dir,
+	};
+	bpf_map_update_elem(&go_calls, &key, &c, BPF_ANY);
+	return 0;
+}
+
+SEC("uprobe")
+int go_tls_write_enter(struct pt_regs *ctx) { return go_tls_enter(ctx, DIR_EGRESS); }
+SEC("uprobe")
+int go_tls_read_enter(struct pt_regs *ctx) { return go_tls_enter(ctx, DIR_INGRESS); }
+
+/* Attached at every RET instruction of Read and Write (uretprobes rewrite
+ * the return address on the stack, which Go's stack growth and traceback
+ * do not survive). */
+SEC("uprobe")
+int go_tls_return(struct pt_regs *ctx)
+{
+	u64 pid_tgid = bpf_get_current_pid_tgid();
+	struct go_call_key key = { .g = ctx->r14, .tgid = pid_tgid >> 32 };
+	struct go_call *cp = bpf_map_lookup_elem(&go_calls, &key);
+	if (!cp)
+		return 0;
+	struct go_call c = *cp;
+	bpf_map_delete_elem(&go_calls, &key);
+	long n = (long)ctx->ax;
+	if (n <= 0)
+		return 0;
+	u64 now = bpf_ktime_get_ns();
+	struct sock_info *info = sock_lookup(c.sk, ROLE_UNKNOWN, false);
+	if (!info)
+		return 0;
+	struct data_event *e = scratch_event();
+	if (!e)
+		return 0;
+	struct io_args a = {
+		.enter_ns = c.enter_ns,
+		.sk = c.sk,
+		.buf = c.buf,
+		.fd = c.fd,
+		.syscall = c.dir == DIR_EGRESS ? SC_SSL_WRITE : SC_SSL_READ,
+		.direction = c.dir,
+	};
+	fill_common(e, &a, pid_tgid, info, now);
+	e->h.flags = F_TLS;
+	e->h.coroutine_id = c.goid;
+	struct thread_state *ts = bpf_task_storage_get(&threads, bpf_get_current_task_btf(), 0,
+						       BPF_LOCAL_STORAGE_GET_F_CREATE);
+	e->h.trace_id = ts ? syscall_trace_id(&ts->trace, c.dir, info->id, now) : 0;
 	e->h.total_len = n;
 	e->h.tcp_seq = c.tcp_seq;
 	u32 want = cap_of(n);

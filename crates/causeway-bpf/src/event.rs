@@ -1,6 +1,6 @@
 //! Decoding of the records the BPF programs put in the ring buffer.
 //!
-//! The layout is `struct event_hdr` in `bpf/causeway.bpf.c` (120 bytes, native
+//! The layout is `struct event_hdr` in `bpf/causeway.bpf.c` (128 bytes, native
 //! endianness) followed, for data events, by `cap_len` payload bytes. Fields are
 //! read by offset from the byte slice: no `unsafe`, and the payload is borrowed.
 
@@ -11,7 +11,7 @@ use causeway_model::{
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 /// Size of `struct event_hdr`.
-pub const HEADER_LEN: usize = 120;
+pub const HEADER_LEN: usize = 128;
 
 const EV_DATA: u8 = 1;
 const EV_OPEN: u8 = 2;
@@ -130,6 +130,7 @@ pub fn decode(record: &[u8]) -> Result<SocketEvent<'_>, DecodeError> {
                 total_len: h.u32(48),
                 payload,
                 is_tls: h.0[66] & F_TLS != 0,
+                coroutine_id: h.u64(120),
             }))
         }
         EV_OPEN => Ok(SocketEvent::Open(SocketOpen {

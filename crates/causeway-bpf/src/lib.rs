@@ -9,6 +9,7 @@
 //! Uprobes on OpenSSL's `SSL_read`/`SSL_write` give TLS plaintext.
 
 mod event;
+pub mod go_tls;
 mod preflight;
 mod tls;
 
@@ -137,11 +138,23 @@ impl Probes {
             write_ex: &p.ssl_write_ex_enter,
             read_ex: &p.ssl_read_ex_enter,
             ret: &p.ssl_return,
+            go_read: &p.go_tls_read_enter,
+            go_write: &p.go_tls_write_enter,
+            go_ret: &p.go_tls_return,
         };
         self.tls
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .scan(&progs)
+    }
+
+    /// The Go executables whose crypto/tls plaintext is traced, with their Go version.
+    pub fn go_binaries(&self) -> Vec<(std::path::PathBuf, String)> {
+        self.tls
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .go_binaries
+            .clone()
     }
 
     /// The TLS libraries whose plaintext is traced.

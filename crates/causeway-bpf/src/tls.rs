@@ -1,11 +1,14 @@
-//! Attaching the OpenSSL uprobes to every libssl on the host.
+//! Attaching the TLS uprobes: OpenSSL's on every libssl on the host, Go
+//! crypto/tls's on every Go executable that runs.
 //!
 //! A uprobe hangs off a file (its inode), so one attachment per library file
 //! covers every process that maps it, those already running and those that
 //! start later. Libraries are found at the usual Debian paths and in the
 //! memory maps of running processes (through `/proc/PID/root`, so libraries
 //! inside containers count too); [`TlsProbes::scan`] runs again from time to
-//! time to pick up libraries that appeared since.
+//! time to pick up libraries that appeared since. Go links crypto/tls into
+//! each executable, so every running executable is looked at once (by
+//! inode) and probed if [`crate::go_tls::analyse`] finds the functions.
 
 use libbpf_rs::{Link, ProgramMut, UprobeOpts};
 use std::collections::HashSet;
@@ -19,6 +22,9 @@ pub(crate) struct SslPrograms<'a> {
     pub write_ex: &'a ProgramMut<'a>,
     pub read_ex: &'a ProgramMut<'a>,
     pub ret: &'a ProgramMut<'a>,
+    pub go_read: &'a ProgramMut<'a>,
+    pub go_write: &'a ProgramMut<'a>,
+    pub go_ret: &'a ProgramMut<'a>,
 }
 
 #[derive(Default)]
@@ -30,7 +36,14 @@ pub(crate) struct TlsProbes {
     pub libraries: Vec<PathBuf>,
     /// Files named like libssl that could not be probed, and why.
     pub skipped: Vec<(PathBuf, String)>,
+    /// (device, inode) of every executable already looked at.
+    seen_exes: HashSet<(u64, u64)>,
+    /// Go executables probed, with their Go version.
+    pub go_binaries: Vec<(PathBuf, String)>,
 }
+
+/// Executables larger than this are not read for Go symbols.
+const MAX_EXE: u64 = 1 << 30;
 
 const DEFAULT_PATHS: [&str; 2] = [
     "/usr/lib/x86_64-linux-gnu/libssl.so.3",
@@ -67,8 +80,57 @@ fn candidates() -> Vec<PathBuf> {
 }
 
 impl TlsProbes {
-    /// Attaches to every libssl not yet attached; returns how many were new.
+    /// Attaches to every libssl and Go executable not yet attached; returns
+    /// how many were new.
     pub fn scan(&mut self, progs: &SslPrograms<'_>) -> usize {
+        self.scan_libssl(progs) + self.scan_go(progs)
+    }
+
+    fn scan_go(&mut self, progs: &SslPrograms<'_>) -> usize {
+        let mut new = 0;
+        let Ok(procs) = std::fs::read_dir("/proc") else {
+            return 0;
+        };
+        for p in procs.flatten() {
+            let name = p.file_name();
+            let Some(pid) = name
+                .to_str()
+                .filter(|n| n.bytes().all(|b| b.is_ascii_digit()))
+            else {
+                continue;
+            };
+            if pid == std::process::id().to_string() {
+                continue;
+            }
+            let exe = PathBuf::from(format!("/proc/{pid}/exe"));
+            let Ok(meta) = std::fs::metadata(&exe) else {
+                continue;
+            };
+            if !self.seen_exes.insert((meta.dev(), meta.ino())) || meta.len() > MAX_EXE {
+                continue;
+            }
+            let Ok(data) = std::fs::read(&exe) else {
+                continue;
+            };
+            let Ok(sites) = crate::go_tls::analyse(&data) else {
+                continue;
+            };
+            // The path through /proc stays valid only while that process
+            // lives; the attachment, on the inode, outlives it.
+            match attach_go(progs, &exe, &sites) {
+                Ok(mut links) => {
+                    self.links.append(&mut links);
+                    let real = std::fs::read_link(&exe).unwrap_or(exe);
+                    self.go_binaries.push((real, sites.version));
+                    new += 1;
+                }
+                Err(e) => self.skipped.push((exe, e.to_string())),
+            }
+        }
+        new
+    }
+
+    fn scan_libssl(&mut self, progs: &SslPrograms<'_>) -> usize {
         let mut new = 0;
         for path in candidates() {
             let Ok(meta) = std::fs::metadata(&path) else {
@@ -110,6 +172,38 @@ fn uprobe(
             ..UprobeOpts::default()
         },
     )
+}
+
+fn at_offset(
+    prog: &ProgramMut<'_>,
+    path: &Path,
+    offset: u64,
+    cookie: u64,
+) -> libbpf_rs::Result<Link> {
+    prog.attach_uprobe_with_opts(
+        -1,
+        path,
+        offset as usize,
+        UprobeOpts {
+            cookie,
+            ..UprobeOpts::default()
+        },
+    )
+}
+
+fn attach_go(
+    progs: &SslPrograms<'_>,
+    path: &Path,
+    sites: &crate::go_tls::GoTlsSites,
+) -> libbpf_rs::Result<Vec<Link>> {
+    let mut links = Vec::new();
+    for (prog, f) in [(progs.go_read, &sites.read), (progs.go_write, &sites.write)] {
+        links.push(at_offset(prog, path, f.entry, sites.goid_offset)?);
+        for &ret in &f.returns {
+            links.push(at_offset(progs.go_ret, path, ret, 0)?);
+        }
+    }
+    Ok(links)
 }
 
 fn attach(progs: &SslPrograms<'_>, path: &Path) -> libbpf_rs::Result<Vec<Link>> {

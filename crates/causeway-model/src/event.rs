@@ -157,6 +157,8 @@ pub struct DataEvent<'a> {
     pub payload: &'a [u8],
     /// Plaintext of a TLS connection, seen at the TLS library's boundary.
     pub is_tls: bool,
+    /// The goroutine that moved the bytes (Go TLS); 0 when not known.
+    pub coroutine_id: u64,
 }
 
 impl DataEvent<'_> {

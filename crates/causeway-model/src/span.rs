@@ -155,6 +155,9 @@ pub struct Span {
     pub comm: String,
     pub tid_req: u32,
     pub tid_resp: u32,
+    /// Goroutine ids of request and response (Go TLS), else 0.
+    pub coroutine_id_req: u64,
+    pub coroutine_id_resp: u64,
     pub socket_id: u64,
     pub l4_protocol: crate::L4Protocol,
     /// Seen as plaintext at a TLS library's boundary (OpenSSL uprobes).

@@ -91,15 +91,13 @@ pub fn run(args: WatchArgs) -> Result<()> {
     // Written out once per poll of the ring buffer, not per span: a write
     // syscall per line would cost the agent more than building the span.
     let mut out = Printer::new(args.format, args.protocol);
-    let tls = probes.tls_libraries();
+    let (tls, go) = (probes.tls_libraries().len(), probes.go_binaries().len());
+    let plural = |n: usize, one: &'static str, many: &'static str| if n == 1 { one } else { many };
     eprintln!(
-        "causeway: watching; TLS plaintext through {} OpenSSL {}; Ctrl-C to stop",
-        tls.len(),
-        if tls.len() == 1 {
-            "library"
-        } else {
-            "libraries"
-        }
+        "causeway: watching; TLS plaintext through {tls} OpenSSL {} and {go} Go {} \
+         (more as they start); Ctrl-C to stop",
+        plural(tls, "library", "libraries"),
+        plural(go, "executable", "executables"),
     );
     let lost = || probes.counters().lost;
     let mut driver = ProbeDriver {

@@ -127,3 +127,89 @@ fn openssl_plaintext_equals_plain_http() {
     };
     check_twins(&no_post("client", "curl"), &no_post("server", "nginx"));
 }
+
+/// Builds the stdlib-only Go HTTPS server and client of `fixtures/go_tls`.
+fn go_tls_binary() -> std::path::PathBuf {
+    let dir = temp_dir("go-tls");
+    let bin = dir.join("go_tls");
+    run_ok(
+        Command::new("go")
+            .args(["build", "-o"])
+            .arg(&bin)
+            .arg(fixtures().join("go_tls/main.go"))
+            .env("GO111MODULE", "off")
+            .env("GOPROXY", "off")
+            .env("GOCACHE", dir.join("cache")),
+    );
+    bin
+}
+
+#[test]
+fn go_crypto_tls_plaintext_equals_plain_http() {
+    let _g = serial();
+    let bin = go_tls_binary();
+    let (tls, plain) = (free_port(), free_port());
+    // Started before the watch, so its first scan finds the executable; the
+    // client is the same file, so the same probes cover it.
+    let start = |port: u16, mode: &str| {
+        let child = Command::new(&bin)
+            .args(["server", &port.to_string(), mode])
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("go_tls server");
+        wait_for_port(port);
+        Server { child, port }
+    };
+    let mut tls_srv = start(tls, "tls");
+    let _plain_srv = start(plain, "plain");
+    let Some(watch) = Watch::start(&[]) else {
+        return;
+    };
+    for (scheme, port) in [("https", tls), ("http", plain)] {
+        let urls: Vec<String> = ["/small", "/nope", "/post"]
+            .iter()
+            .map(|p| format!("{scheme}://127.0.0.1:{port}{p}"))
+            .collect();
+        let out = run_ok(Command::new(&bin).arg("client").args(&urls));
+        assert_eq!(out, "200 /small\n404 /nope\n200 /post\n");
+    }
+    let w = watch.stop();
+    assert_eq!(w.lost, 0, "{}", w.stats_line);
+    // What the server says each request's goroutine was.
+    // SAFETY: plain kill(2) on our own child.
+    unsafe { libc::kill(tls_srv.child.id() as i32, libc::SIGKILL) };
+    let _ = tls_srv.child.wait();
+    let mut said = String::new();
+    use std::io::Read;
+    tls_srv
+        .child
+        .stdout
+        .take()
+        .expect("server stdout")
+        .read_to_string(&mut said)
+        .expect("read server stdout");
+    let goids: Vec<u64> = said
+        .lines()
+        .filter_map(|l| l.strip_prefix("goid="))
+        .map(|l| l.split(' ').next().unwrap_or("").parse().expect("goid"))
+        .collect();
+    assert_eq!(goids.len(), 3, "{said}");
+
+    for op in ["client", "server"] {
+        let secret = spans_of(&w.spans, "http", op, "go_tls", tls);
+        let clear = spans_of(&w.spans, "http", op, "go_tls", plain);
+        assert_eq!(secret.len(), 3, "{op} TLS spans: {:#?}", w.spans);
+        let a: Vec<_> = clear.iter().map(|sp| facts(sp)).collect();
+        let b: Vec<_> = secret.iter().map(|sp| facts(sp)).collect();
+        assert_eq!(a, b, "{op}: Go TLS plaintext spans equal plain HTTP ones");
+        assert!(secret.iter().all(|sp| field(sp, "is_tls") == true));
+        assert!(secret.iter().all(|sp| n(sp, "coroutine_id_req") != 0));
+    }
+    let server = spans_of(&w.spans, "http", "server", "go_tls", tls);
+    let server_goids: Vec<u64> = server.iter().map(|sp| n(sp, "coroutine_id_req")).collect();
+    assert_eq!(server_goids, goids, "the goroutine that read each request");
+    check_twins(
+        &spans_of(&w.spans, "http", "client", "go_tls", tls),
+        &server,
+    );
+}

@@ -414,6 +414,7 @@ fn deliver(
         total_len: bytes.len() as u32,
         payload: &bytes[..bytes.len().min(cap)],
         is_tls: false,
+        coroutine_id: 0,
     }));
 }
 

@@ -60,6 +60,7 @@ impl Feed {
             total_len: total as u32,
             payload,
             is_tls: false,
+            coroutine_id: 0,
         };
         *seq = seq.wrapping_add(total as u32);
         self.p.on_event(SocketEvent::Data(e), &mut self.spans);
