@@ -144,8 +144,16 @@ struct SocketState {
     current: [Option<Message>; 2],
     /// Requests waiting for their response, oldest first.
     pending: VecDeque<Message>,
+    /// Responses reported before their request: the library calls of a
+    /// TLS connection are reported when they return, and a goroutine or
+    /// thread that wrote a request may return after another has read the
+    /// answer. Each waits briefly for a request sent before it.
+    early: VecDeque<Message>,
     last_ns: u64,
 }
+
+/// Responses waiting per socket for a request reported after them.
+const MAX_EARLY_RESPONSES: usize = 16;
 
 /// Longest first syscall whose head may be completed by the next one.
 const MAX_DEFERRED_HEAD: usize = 16;
@@ -265,6 +273,7 @@ impl Pipeline {
                     while let Some(req) = s.pending.pop_front() {
                         core.emit(req, None, sink);
                     }
+                    core.stats.orphan_responses += s.early.len() as u64;
                 }
             }
         }
@@ -337,7 +346,18 @@ impl Pipeline {
                     }
                 }
             }
+            // A response early by more than the idle window answers nothing
+            // that was sent: the request predates the agent.
+            while s
+                .early
+                .front()
+                .is_some_and(|r| now_ns.saturating_sub(r.end_ns) >= idle_flush)
+            {
+                s.early.pop_front();
+                core.stats.orphan_responses += 1;
+            }
             let forget = s.pending.is_empty()
+                && s.early.is_empty()
                 && s.current.iter().all(Option::is_none)
                 && now_ns.saturating_sub(s.last_ns) >= evict;
             !forget
@@ -382,9 +402,10 @@ impl Core {
     fn assemble(&mut self, s: &mut SocketState, e: &DataEvent<'_>, sink: &mut dyn SpanSink) {
         let d = dir_index(e.direction);
         // The other side speaking ends its message, unless that message
-        // still awaits bytes it announced (a request body after 100 Continue).
+        // still awaits bytes it announced (a request body after 100 Continue)
+        // or the rest of its head.
         if let Some(m) = s.current[1 - d].take() {
-            if m.remaining().is_some_and(|r| r > 0) {
+            if m.remaining().is_some_and(|r| r > 0) || m.pending_head.is_some() {
                 s.current[1 - d] = Some(m);
             } else {
                 self.finish(s, m, sink);
@@ -461,6 +482,31 @@ impl Core {
                 return;
             };
             let Some((protocol, kind)) = self.protocol_and_kind(s, e, buf) else {
+                // The first bytes of an HTTP/1 message read alone: the next
+                // read in this direction completes its head.
+                let whole = buf.len() as u64 == total - offset;
+                if let (Some(L7Protocol::Http), Some(req_dir), true) =
+                    (s.protocol, s.request_dir, whole)
+                {
+                    if buf.len() <= MAX_DEFERRED_HEAD && causeway_l7::infer::is_http1_prefix(buf) {
+                        let kind = if e.direction == req_dir {
+                            MessageKind::Request
+                        } else {
+                            MessageKind::Response
+                        };
+                        let mut m = Message::start(
+                            e,
+                            L7Protocol::Http,
+                            kind,
+                            Default::default(),
+                            offset,
+                            total - offset,
+                        );
+                        m.pending_head = Some(buf.to_vec());
+                        s.current[d] = Some(m);
+                        return;
+                    }
+                }
                 self.stats.unrecognised += 1;
                 if s.protocol.is_none() {
                     s.infer_failures = s.infer_failures.saturating_add(1);
@@ -584,6 +630,15 @@ impl Core {
                 } else if m.head.request_domain.is_empty() {
                     m.head.request_domain.clone_from(&s.domain);
                 }
+                // Its answer may already be here (see `early`).
+                let answered = s.early.iter().position(|r| {
+                    r.start_ns >= m.start_ns
+                        && (r.head.request_id.is_none() || r.head.request_id == m.head.request_id)
+                });
+                if let Some(resp) = answered.and_then(|i| s.early.remove(i)) {
+                    self.emit(m, Some(resp), sink);
+                    return;
+                }
                 if s.pending.len() >= self.config.max_pending_per_socket {
                     s.pending.pop_front();
                     self.stats.pending_dropped += 1;
@@ -620,7 +675,13 @@ impl Core {
                 };
                 match at.and_then(|i| s.pending.remove(i)) {
                     Some(req) => self.emit(req, Some(m), sink),
-                    None => self.stats.orphan_responses += 1,
+                    None => {
+                        if s.early.len() >= MAX_EARLY_RESPONSES {
+                            s.early.pop_front();
+                            self.stats.orphan_responses += 1;
+                        }
+                        s.early.push_back(m);
+                    }
                 }
             }
         }

@@ -65,6 +65,37 @@ fn is_http1_request(p: &[u8]) -> bool {
     }
 }
 
+/// Whether `p` is too short to tell, but could start an HTTP/1 message: a
+/// proper prefix of `METHOD ` for a known method, or of `HTTP/1.`. Servers
+/// sometimes read a request's first byte alone (Go's net/http probes a
+/// keep-alive connection with a 1-byte read), so such a start is kept and
+/// completed by the next read.
+pub fn is_http1_prefix(p: &[u8]) -> bool {
+    const METHODS: [&[u8]; 16] = [
+        b"GET ",
+        b"HEAD ",
+        b"POST ",
+        b"PUT ",
+        b"DELETE ",
+        b"CONNECT ",
+        b"OPTIONS ",
+        b"TRACE ",
+        b"PATCH ",
+        b"PROPFIND ",
+        b"PROPPATCH ",
+        b"MKCOL ",
+        b"COPY ",
+        b"MOVE ",
+        b"LOCK ",
+        b"UNLOCK ",
+    ];
+    !p.is_empty()
+        && (METHODS
+            .iter()
+            .any(|m| m.len() > p.len() && m.starts_with(p))
+            || (p.len() < 7 && b"HTTP/1.".starts_with(p)))
+}
+
 /// Methods of RFC 9110 plus PATCH and the WebDAV ones seen in practice.
 fn is_known_method(m: &[u8]) -> bool {
     matches!(
@@ -161,6 +192,33 @@ mod tests {
             b"\r\nGET / HTTP/1.1\r\n",
         ] {
             assert_eq!(infer(p), None, "{:?}", String::from_utf8_lossy(p));
+        }
+    }
+
+    #[test]
+    fn prefixes_of_a_start() {
+        for p in [
+            &b"G"[..],
+            b"GE",
+            b"GET",
+            b"P",
+            b"PROPP",
+            b"H",
+            b"HTTP/",
+            b"HTTP/1",
+        ] {
+            assert!(is_http1_prefix(p), "{:?}", String::from_utf8_lossy(p));
+        }
+        for p in [
+            &b""[..],
+            b"GET ",
+            b"X",
+            b"g",
+            b"HTTP/1.",
+            b"GETX",
+            b"HTTP/2",
+        ] {
+            assert!(!is_http1_prefix(p), "{:?}", String::from_utf8_lossy(p));
         }
     }
 

@@ -206,10 +206,22 @@ fn go_crypto_tls_plaintext_equals_plain_http() {
         assert!(secret.iter().all(|sp| n(sp, "coroutine_id_req") != 0));
     }
     let server = spans_of(&w.spans, "http", "server", "go_tls", tls);
-    let server_goids: Vec<u64> = server.iter().map(|sp| n(sp, "coroutine_id_req")).collect();
-    assert_eq!(server_goids, goids, "the goroutine that read each request");
-    check_twins(
-        &spans_of(&w.spans, "http", "client", "go_tls", tls),
-        &server,
+    // The handler's goroutine writes the response. (The request's first
+    // byte may be read by net/http's background-read goroutine instead.)
+    let server_goids: Vec<u64> = server.iter().map(|sp| n(sp, "coroutine_id_resp")).collect();
+    assert_eq!(
+        server_goids, goids,
+        "the goroutine that answered each request"
     );
+    // Client and server saw the same requests, in the same order. (TCP
+    // sequences are not compared: Go's TLS reader reads ahead of the
+    // records it returns, so the sequence at a Read's entry can be past
+    // the record that Read returns.)
+    let client = spans_of(&w.spans, "http", "client", "go_tls", tls);
+    let side = |v: &[&Value]| -> Vec<_> {
+        v.iter()
+            .map(|sp| (facts(sp), n(sp, "request_length"), n(sp, "src_port")))
+            .collect()
+    };
+    assert_eq!(side(&client), side(&server));
 }
