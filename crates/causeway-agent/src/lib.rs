@@ -18,6 +18,7 @@ mod filter;
 mod message;
 mod pipeline;
 
+pub use causeway_l7::protobuf_rpc;
 pub use clock::WallClock;
 pub use filter::EventFilter;
 pub use message::{Message, MessageHead};

@@ -4,7 +4,7 @@
 //! later syscalls of the same message only add to its length and end time.
 
 use causeway_l7::infer::MessageKind;
-use causeway_l7::{http1, mysql, postgresql, redis, Head};
+use causeway_l7::{http1, mysql, postgresql, protobuf_rpc, redis, Head};
 use causeway_model::{Comm, DataEvent, Direction, FiveTuple, L7Protocol, ResponseStatus};
 
 /// What a parser read from the head of one message: the few fields a span
@@ -78,12 +78,14 @@ fn owned(s: Option<&str>) -> String {
 /// Parses the head of a message of a known protocol and kind.
 ///
 /// `head_request` says the request this response answers was a HEAD, which
-/// changes where the response ends.
+/// changes where the response ends; `pb` says where a ProtobufRPC frame's
+/// facts are.
 pub fn parse_head(
     protocol: L7Protocol,
     kind: MessageKind,
     payload: &[u8],
     head_request: bool,
+    pb: &protobuf_rpc::Config,
 ) -> Result<MessageHead, HeadError> {
     match protocol {
         L7Protocol::Http => match kind {
@@ -132,6 +134,9 @@ pub fn parse_head(
         L7Protocol::Postgresql => postgresql::parse(payload, kind)
             .map(MessageHead::from)
             .map_err(HeadError::Parse),
+        L7Protocol::ProtobufRpc => protobuf_rpc::parse(payload, kind, pb)
+            .map(MessageHead::from)
+            .map_err(HeadError::Parse),
         _ => Err(HeadError::Unsupported),
     }
 }
@@ -143,9 +148,17 @@ pub fn infer_protocol(payload: &[u8]) -> Option<(L7Protocol, Option<MessageKind>
     if let Some((p, kind)) = causeway_l7::infer::infer(payload) {
         return Some((p, Some(kind)));
     }
-    // Binary protocols with length-checked frames before the text-ish RESP;
+    // Binary protocols with a magic first, then those with length-checked
+    // frames, before the text-ish RESP;
     // PostgreSQL before MySQL, whose looser 4-byte header also fits some
     // PostgreSQL frames while the reverse was never seen in recorded traffic.
+    if let Some(kind) = protobuf_rpc::infer(payload) {
+        return Some((L7Protocol::ProtobufRpc, Some(kind)));
+    }
+    if protobuf_rpc::is_header_alone(payload) {
+        // Read apart from its meta: the socket's role tells the kind.
+        return Some((L7Protocol::ProtobufRpc, None));
+    }
     if let Some(kind) = postgresql::infer(payload) {
         return Some((L7Protocol::Postgresql, Some(kind)));
     }
@@ -268,6 +281,7 @@ mod tests {
             b"POST /api/x HTTP/1.1\r\nHost: shop\r\nContent-Length: 5\r\nX-Request-ID: abc\r\n\
               traceparent: 00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01\r\n\r\nhello",
             false,
+            &Default::default(),
         )
         .unwrap();
         assert_eq!(h.request_type, "POST");
@@ -284,9 +298,23 @@ mod tests {
     #[test]
     fn response_to_head_has_no_body() {
         let resp = b"HTTP/1.1 200 OK\r\nContent-Length: 500\r\n\r\n";
-        let h = parse_head(L7Protocol::Http, MessageKind::Response, resp, true).unwrap();
+        let h = parse_head(
+            L7Protocol::Http,
+            MessageKind::Response,
+            resp,
+            true,
+            &Default::default(),
+        )
+        .unwrap();
         assert_eq!(h.message_len, Some(resp.len() as u64));
-        let h = parse_head(L7Protocol::Http, MessageKind::Response, resp, false).unwrap();
+        let h = parse_head(
+            L7Protocol::Http,
+            MessageKind::Response,
+            resp,
+            false,
+            &Default::default(),
+        )
+        .unwrap();
         assert_eq!(h.message_len, Some(resp.len() as u64 + 500));
         assert_eq!(h.response_status, Some(ResponseStatus::Ok));
     }
@@ -298,6 +326,7 @@ mod tests {
             MessageKind::Response,
             b"HTTP/1.1 100 Continue\r\n\r\n",
             false,
+            &Default::default(),
         )
         .unwrap();
         assert!(h.interim);
@@ -306,6 +335,7 @@ mod tests {
             MessageKind::Response,
             b"HTTP/1.1 101 Switching Protocols\r\n\r\n",
             false,
+            &Default::default(),
         )
         .unwrap();
         assert!(h.upgrade && !h.interim);
@@ -313,9 +343,21 @@ mod tests {
 
     #[test]
     fn garbage_is_a_typed_error() {
-        let e = parse_head(L7Protocol::Http, MessageKind::Request, b"\x00\x01", false);
+        let e = parse_head(
+            L7Protocol::Http,
+            MessageKind::Request,
+            b"\x00\x01",
+            false,
+            &Default::default(),
+        );
         assert!(matches!(e, Err(HeadError::Http(_))));
-        let e = parse_head(L7Protocol::Unknown, MessageKind::Request, b"x", false);
+        let e = parse_head(
+            L7Protocol::Unknown,
+            MessageKind::Request,
+            b"x",
+            false,
+            &Default::default(),
+        );
         assert_eq!(e, Err(HeadError::Unsupported));
     }
 }

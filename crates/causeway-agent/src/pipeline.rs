@@ -74,6 +74,9 @@ pub struct PipelineConfig {
     /// "Port N speaks protocol X": sockets with this port at either end
     /// skip inference, and requests travel towards the port.
     pub port_protocols: Vec<(u16, L7Protocol)>,
+    /// Where ProtobufRPC frames on a port keep their facts; other ports
+    /// use the default layout.
+    pub protobuf_rpc: Vec<(u16, causeway_l7::protobuf_rpc::Config)>,
 }
 
 impl Default for PipelineConfig {
@@ -89,6 +92,7 @@ impl Default for PipelineConfig {
             max_infer_failures: 8,
             observation_point: None,
             port_protocols: Vec::new(),
+            protobuf_rpc: Vec::new(),
         }
     }
 }
@@ -366,6 +370,17 @@ impl Pipeline {
 }
 
 impl Core {
+    /// The ProtobufRPC field layout for the socket of `e`.
+    fn pb_config(&self, e: &DataEvent<'_>) -> &causeway_l7::protobuf_rpc::Config {
+        let (l, r) = (e.tuple.local.port(), e.tuple.remote.port());
+        self.config
+            .protobuf_rpc
+            .iter()
+            .find(|(p, _)| *p == l || *p == r)
+            .map(|(_, c)| c)
+            .unwrap_or(&causeway_l7::protobuf_rpc::BAIDU_STD)
+    }
+
     fn slot_ns(&self) -> u64 {
         let slot = self.config.pairing_slot.min(self.config.request_timeout);
         (slot.as_nanos() as u64).max(1)
@@ -416,7 +431,7 @@ impl Core {
             if let Some(mut head_bytes) = m.pending_head.take() {
                 // The head, at last: the first syscall's bytes and these.
                 head_bytes.extend_from_slice(e.payload);
-                match parse_head(m.protocol, m.kind, &head_bytes, false) {
+                match parse_head(m.protocol, m.kind, &head_bytes, false, self.pb_config(e)) {
                     Ok(head) => {
                         self.stats.messages += 1;
                         m.head = head;
@@ -519,7 +534,7 @@ impl Core {
             let head_request = kind == MessageKind::Response
                 && s.pending.front().is_some_and(|r| r.head.bodiless_response);
             let avail = total - offset;
-            let head = match parse_head(protocol, kind, buf, head_request) {
+            let head = match parse_head(protocol, kind, buf, head_request, self.pb_config(e)) {
                 Ok(h) => h,
                 Err(HeadError::Parse(causeway_l7::ParseError::Incomplete))
                     if buf.len() as u64 == avail && buf.len() <= MAX_DEFERRED_HEAD =>

@@ -19,6 +19,8 @@ pub mod http1;
 pub mod infer;
 pub mod mysql;
 pub mod postgresql;
+pub mod protobuf;
+pub mod protobuf_rpc;
 pub mod redis;
 
 pub use causeway_model::L7Protocol;

@@ -34,6 +34,17 @@ pub fn parse_port_protocol(s: &str) -> Result<(u16, L7Protocol), String> {
     Ok((port, parse_protocol(proto.trim())?))
 }
 
+/// `PORT` or `PORT=request_id:4,service:1.1,...`, as `--protobuf-rpc` takes it.
+pub fn parse_protobuf_rpc(s: &str) -> Result<(u16, causeway_agent::protobuf_rpc::Config), String> {
+    let (port, spec) = s.split_once('=').unwrap_or((s, ""));
+    let port = port
+        .trim()
+        .parse::<u16>()
+        .map_err(|e| format!("{port:?} is not a port: {e}"))?;
+    let config = causeway_agent::protobuf_rpc::Config::parse(spec).map_err(|e| e.to_string())?;
+    Ok((port, config))
+}
+
 /// Set by a signal, the `--duration` timer, or a closed stdout: stop reading.
 pub static STOP: AtomicBool = AtomicBool::new(false);
 

@@ -2,7 +2,9 @@
 //! pipeline as `watch`, observed at the `network` point, printed the same way.
 
 use crate::duration;
-use crate::output::{self, parse_port_protocol, parse_protocol, Format, Printer};
+use crate::output::{
+    self, parse_port_protocol, parse_protobuf_rpc, parse_protocol, Format, Printer,
+};
 use anyhow::{Context, Result};
 use causeway_agent::capture::{self, ReplayConfig};
 use causeway_agent::{EventFilter, Pipeline, PipelineConfig, WallClock};
@@ -31,6 +33,10 @@ pub struct ReplayArgs {
     /// Sockets with that port at either end skip inference.
     #[arg(long = "port-protocol", value_name = "PORT=PROTOCOL", value_parser = parse_port_protocol)]
     port_protocols: Vec<(u16, L7Protocol)>,
+    /// Port N speaks ProtobufRPC (repeatable), with the meta's field paths
+    /// when not brpc's: `--protobuf-rpc 8002=service:1.1,method:1.2,request_id:4,status:2.1,message:2.2`.
+    #[arg(long = "protobuf-rpc", value_name = "PORT[=FIELDS]", value_parser = parse_protobuf_rpc)]
+    protobuf_rpc: Vec<(u16, causeway_agent::protobuf_rpc::Config)>,
     /// An unanswered request becomes a timeout span after this long (capture time).
     #[arg(long, value_parser = duration::parse, default_value = "60s")]
     timeout: Duration,
@@ -51,7 +57,17 @@ pub fn run(args: ReplayArgs) -> Result<()> {
                 ..EventFilter::default()
             },
             request_timeout: args.timeout,
-            port_protocols: args.port_protocols.clone(),
+            port_protocols: args
+                .port_protocols
+                .iter()
+                .copied()
+                .chain(
+                    args.protobuf_rpc
+                        .iter()
+                        .map(|(p, _)| (*p, L7Protocol::ProtobufRpc)),
+                )
+                .collect(),
+            protobuf_rpc: args.protobuf_rpc.clone(),
             observation_point: Some(ObservationPoint::Network),
             ..PipelineConfig::default()
         },

@@ -2,7 +2,9 @@
 //! process, and print each span as it completes.
 
 use crate::duration;
-use crate::output::{self, parse_port_protocol, parse_protocol, Format, Printer, STOP};
+use crate::output::{
+    self, parse_port_protocol, parse_protobuf_rpc, parse_protocol, Format, Printer, STOP,
+};
 use anyhow::{bail, Context, Result};
 use causeway_agent::{EventFilter, Pipeline, PipelineConfig, ProbeDriver, WallClock};
 use causeway_bpf::{ProbeConfig, Probes, DEFAULT_PAYLOAD_CAP, MAX_PAYLOAD_CAP};
@@ -37,6 +39,10 @@ pub struct WatchArgs {
     /// Sockets with that port at either end skip inference.
     #[arg(long = "port-protocol", value_name = "PORT=PROTOCOL", value_parser = parse_port_protocol)]
     port_protocols: Vec<(u16, L7Protocol)>,
+    /// Port N speaks ProtobufRPC (repeatable), with the meta's field paths
+    /// when not brpc's: `--protobuf-rpc 8002=service:1.1,method:1.2,request_id:4,status:2.1,message:2.2`.
+    #[arg(long = "protobuf-rpc", value_name = "PORT[=FIELDS]", value_parser = parse_protobuf_rpc)]
+    protobuf_rpc: Vec<(u16, causeway_agent::protobuf_rpc::Config)>,
     /// An unanswered request becomes a timeout span after this long.
     #[arg(long, value_parser = duration::parse, default_value = "60s")]
     timeout: Duration,
@@ -83,7 +89,17 @@ pub fn run(args: WatchArgs) -> Result<()> {
                 port: args.port,
             },
             request_timeout: args.timeout,
-            port_protocols: args.port_protocols.clone(),
+            port_protocols: args
+                .port_protocols
+                .iter()
+                .copied()
+                .chain(
+                    args.protobuf_rpc
+                        .iter()
+                        .map(|(p, _)| (*p, L7Protocol::ProtobufRpc)),
+                )
+                .collect(),
+            protobuf_rpc: args.protobuf_rpc.clone(),
             ..PipelineConfig::default()
         },
         WallClock::now(),

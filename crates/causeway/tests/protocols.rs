@@ -278,3 +278,63 @@ fn mysql_client_queries_and_mysqlslap() {
     );
     check_twins(&slap, &server);
 }
+
+#[test]
+fn protobuf_rpc_calls_match_what_the_client_saw() {
+    let _g = serial();
+    let port = free_port();
+    let Some(watch) = Watch::start(&["--port", &port.to_string()]) else {
+        return;
+    };
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../causeway-l7/tests/fixtures/protobuf_rpc/record.py");
+    let out =
+        run_ok(
+            Command::new("python3")
+                .arg(&script)
+                .args(["--live", "--port", &port.to_string()]),
+        );
+    let w = watch.stop();
+    assert_eq!(w.lost, 0, "{}", w.stats_line);
+    // What the client saw: correlation id, service, method, error code.
+    let mut said: Vec<(u64, String, String, i64)> = out
+        .lines()
+        .map(|l| {
+            let f: Vec<&str> = l.split(' ').collect();
+            (
+                f[0].parse().expect("id"),
+                f[1].to_owned(),
+                f[2].to_owned(),
+                f[3].parse().expect("code"),
+            )
+        })
+        .collect();
+    said.sort();
+    assert_eq!(said.len(), 8, "{out}");
+    for op in ["client", "server"] {
+        let mut got: Vec<(u64, String, String, i64)> =
+            spans_of(&w.spans, "protobuf_rpc", op, "python3", port)
+                .iter()
+                .map(|sp| {
+                    (
+                        n(sp, "request_id"),
+                        s(sp, "request_resource").to_owned(),
+                        s(sp, "request_type").to_owned(),
+                        field(sp, "response_code").as_i64().expect("code"),
+                    )
+                })
+                .collect();
+        got.sort();
+        assert_eq!(got, said, "{op} spans vs the client: {:#?}", w.spans);
+    }
+    let statuses: Vec<&str> = spans_of(&w.spans, "protobuf_rpc", "client", "python3", port)
+        .iter()
+        .map(|sp| s(sp, "response_status"))
+        .collect();
+    assert_eq!(statuses.iter().filter(|s| **s == "client_error").count(), 2);
+    assert_eq!(statuses.iter().filter(|s| **s == "server_error").count(), 2);
+    check_twins(
+        &spans_of(&w.spans, "protobuf_rpc", "client", "python3", port),
+        &spans_of(&w.spans, "protobuf_rpc", "server", "python3", port),
+    );
+}
