@@ -648,7 +648,8 @@ impl Core {
                 // Its answer may already be here (see `early`).
                 let answered = s.early.iter().position(|r| {
                     r.start_ns >= m.start_ns
-                        && (r.head.request_id.is_none() || r.head.request_id == m.head.request_id)
+                        && r.direction != m.direction
+                        && r.head.request_id == m.head.request_id
                 });
                 if let Some(resp) = answered.and_then(|i| s.early.remove(i)) {
                     self.emit(m, Some(resp), sink);
@@ -684,9 +685,15 @@ impl Core {
                 }
                 // Protocols that may answer out of order name the request
                 // they answer; the others answer the oldest one.
+                // (Requests travel the other way: where both sides ask,
+                // as in MQTT, each side's ids are its own.)
                 let at = match m.head.request_id {
-                    Some(id) => s.pending.iter().position(|r| r.head.request_id == Some(id)),
-                    None => (!s.pending.is_empty()).then_some(0),
+                    Some(id) => s.pending.iter().position(|r| {
+                        r.head.request_id == Some(id) && r.direction != m.direction
+                    }),
+                    None => s.pending.iter().position(|r| {
+                        r.head.request_id.is_none() && r.direction != m.direction
+                    }),
                 };
                 match at.and_then(|i| s.pending.remove(i)) {
                     Some(req) => self.emit(req, Some(m), sink),
