@@ -4,8 +4,10 @@
 //! later syscalls of the same message only add to its length and end time.
 
 use causeway_l7::infer::MessageKind;
-use causeway_l7::{http1, mysql, postgresql, protobuf_rpc, redis, Head};
-use causeway_model::{Comm, DataEvent, Direction, FiveTuple, L7Protocol, ResponseStatus};
+use causeway_l7::{dns, http1, mysql, postgresql, protobuf_rpc, redis, Head};
+use causeway_model::{
+    Comm, DataEvent, Direction, FiveTuple, L4Protocol, L7Protocol, ResponseStatus,
+};
 
 /// What a parser read from the head of one message: the few fields a span
 /// needs, owned, because the message outlives the ring buffer record.
@@ -24,6 +26,8 @@ pub struct MessageHead {
     pub response_status: Option<ResponseStatus>,
     /// Responses: error text.
     pub exception: String,
+    /// Responses: what was answered (DNS answers).
+    pub result: String,
     pub x_request_id: String,
     pub trace_id: String,
     pub span_id: String,
@@ -52,6 +56,7 @@ impl From<Head<'_>> for MessageHead {
             response_code: h.response_code,
             response_status: h.response_status,
             exception: h.exception.into_owned(),
+            result: h.result.into_owned(),
             message_len: h.message_len,
             request_id: h.request_id,
             unpaired: h.unpaired,
@@ -75,17 +80,43 @@ fn owned(s: Option<&str>) -> String {
     s.map(str::to_owned).unwrap_or_default()
 }
 
+/// What a parser may need beyond the bytes: facts of the socket.
+#[derive(Debug, Clone, Copy)]
+pub struct ParseContext {
+    /// The transport (DNS frames differ over TCP).
+    pub l4: L4Protocol,
+    /// Where ProtobufRPC frames on this socket keep their facts.
+    pub pb: protobuf_rpc::Config,
+}
+
+impl Default for ParseContext {
+    fn default() -> Self {
+        ParseContext {
+            l4: L4Protocol::Tcp,
+            pb: protobuf_rpc::BAIDU_STD,
+        }
+    }
+}
+
+impl ParseContext {
+    fn dns(&self) -> dns::Transport {
+        match self.l4 {
+            L4Protocol::Udp => dns::Transport::Udp,
+            L4Protocol::Tcp => dns::Transport::Tcp,
+        }
+    }
+}
+
 /// Parses the head of a message of a known protocol and kind.
 ///
 /// `head_request` says the request this response answers was a HEAD, which
-/// changes where the response ends; `pb` says where a ProtobufRPC frame's
-/// facts are.
+/// changes where the response ends.
 pub fn parse_head(
     protocol: L7Protocol,
     kind: MessageKind,
     payload: &[u8],
     head_request: bool,
-    pb: &protobuf_rpc::Config,
+    ctx: &ParseContext,
 ) -> Result<MessageHead, HeadError> {
     match protocol {
         L7Protocol::Http => match kind {
@@ -134,7 +165,10 @@ pub fn parse_head(
         L7Protocol::Postgresql => postgresql::parse(payload, kind)
             .map(MessageHead::from)
             .map_err(HeadError::Parse),
-        L7Protocol::ProtobufRpc => protobuf_rpc::parse(payload, kind, pb)
+        L7Protocol::ProtobufRpc => protobuf_rpc::parse(payload, kind, &ctx.pb)
+            .map(MessageHead::from)
+            .map_err(HeadError::Parse),
+        L7Protocol::Dns => dns::parse(payload, kind, ctx.dns())
             .map(MessageHead::from)
             .map_err(HeadError::Parse),
         _ => Err(HeadError::Unsupported),
@@ -143,7 +177,14 @@ pub fn parse_head(
 
 /// Which protocol the first bytes of a socket's first message speak, and
 /// which kind of message they are when the bytes alone tell.
-pub fn infer_protocol(payload: &[u8]) -> Option<(L7Protocol, Option<MessageKind>)> {
+pub fn infer_protocol(
+    payload: &[u8],
+    ctx: &ParseContext,
+) -> Option<(L7Protocol, Option<MessageKind>)> {
+    if ctx.l4 == L4Protocol::Udp {
+        // Of the protocols parsed, only DNS travels in datagrams.
+        return dns::infer(payload, dns::Transport::Udp).map(|k| (L7Protocol::Dns, Some(k)));
+    }
     // HTTP first: its start lines are the most distinctive.
     if let Some((p, kind)) = causeway_l7::infer::infer(payload) {
         return Some((p, Some(kind)));
@@ -168,16 +209,26 @@ pub fn infer_protocol(payload: &[u8]) -> Option<(L7Protocol, Option<MessageKind>
     if let Some(kind) = redis::infer(payload) {
         return Some((L7Protocol::Redis, Some(kind)));
     }
+    // Last: a 2-byte length and a DNS header are the least distinctive.
+    if let Some(kind) = dns::infer(payload, dns::Transport::Tcp) {
+        return Some((L7Protocol::Dns, Some(kind)));
+    }
     None
 }
 
 /// For protocols whose message kind is in the bytes (HTTP/1), the kind of
 /// the message these bytes start; None for the others or non-starts.
-pub fn kind_in_bytes(protocol: L7Protocol, payload: &[u8]) -> Option<MessageKind> {
+pub fn kind_in_bytes(
+    protocol: L7Protocol,
+    payload: &[u8],
+    ctx: &ParseContext,
+) -> Option<MessageKind> {
     match protocol {
         L7Protocol::Http => causeway_l7::infer::infer(payload)
             .filter(|(p, _)| *p == protocol)
             .map(|(_, k)| k),
+        // The QR bit.
+        L7Protocol::Dns => dns::infer(payload, ctx.dns()),
         _ => None,
     }
 }
@@ -190,6 +241,7 @@ pub fn ends_message(protocol: L7Protocol, kind: MessageKind, payload: &[u8]) -> 
         L7Protocol::Redis => redis::ends_message(payload, kind),
         L7Protocol::Mysql => mysql::ends_message(payload, kind),
         L7Protocol::Postgresql => postgresql::ends_message(payload, kind),
+        L7Protocol::Dns => dns::ends_message(payload, kind),
         _ => false,
     }
 }
@@ -281,7 +333,7 @@ mod tests {
             b"POST /api/x HTTP/1.1\r\nHost: shop\r\nContent-Length: 5\r\nX-Request-ID: abc\r\n\
               traceparent: 00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01\r\n\r\nhello",
             false,
-            &Default::default(),
+            &ParseContext::default(),
         )
         .unwrap();
         assert_eq!(h.request_type, "POST");
@@ -303,7 +355,7 @@ mod tests {
             MessageKind::Response,
             resp,
             true,
-            &Default::default(),
+            &ParseContext::default(),
         )
         .unwrap();
         assert_eq!(h.message_len, Some(resp.len() as u64));
@@ -312,7 +364,7 @@ mod tests {
             MessageKind::Response,
             resp,
             false,
-            &Default::default(),
+            &ParseContext::default(),
         )
         .unwrap();
         assert_eq!(h.message_len, Some(resp.len() as u64 + 500));
@@ -326,7 +378,7 @@ mod tests {
             MessageKind::Response,
             b"HTTP/1.1 100 Continue\r\n\r\n",
             false,
-            &Default::default(),
+            &ParseContext::default(),
         )
         .unwrap();
         assert!(h.interim);
@@ -335,7 +387,7 @@ mod tests {
             MessageKind::Response,
             b"HTTP/1.1 101 Switching Protocols\r\n\r\n",
             false,
-            &Default::default(),
+            &ParseContext::default(),
         )
         .unwrap();
         assert!(h.upgrade && !h.interim);
@@ -348,7 +400,7 @@ mod tests {
             MessageKind::Request,
             b"\x00\x01",
             false,
-            &Default::default(),
+            &ParseContext::default(),
         );
         assert!(matches!(e, Err(HeadError::Http(_))));
         let e = parse_head(
@@ -356,7 +408,7 @@ mod tests {
             MessageKind::Request,
             b"x",
             false,
-            &Default::default(),
+            &ParseContext::default(),
         );
         assert_eq!(e, Err(HeadError::Unsupported));
     }

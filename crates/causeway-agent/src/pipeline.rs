@@ -19,7 +19,9 @@
 
 use crate::clock::WallClock;
 use crate::filter::EventFilter;
-use crate::message::{ends_message, infer_protocol, kind_in_bytes, parse_head, HeadError, Message};
+use crate::message::{
+    ends_message, infer_protocol, kind_in_bytes, parse_head, HeadError, Message, ParseContext,
+};
 use causeway_bpf::{DecodeError, EventSink};
 use causeway_l7::infer::MessageKind;
 use causeway_model::{
@@ -158,6 +160,11 @@ struct SocketState {
 
 /// Responses waiting per socket for a request reported after them.
 const MAX_EARLY_RESPONSES: usize = 16;
+
+/// A socket's first read shorter than this is inferred together with its
+/// next read: every protocol parsed needs more to be told apart (a MySQL
+/// packet header is 4 bytes, a DNS-over-TCP length 2).
+const MIN_INFER_LEN: usize = 8;
 
 /// Longest first syscall whose head may be completed by the next one.
 const MAX_DEFERRED_HEAD: usize = 16;
@@ -370,15 +377,16 @@ impl Pipeline {
 }
 
 impl Core {
-    /// The ProtobufRPC field layout for the socket of `e`.
-    fn pb_config(&self, e: &DataEvent<'_>) -> &causeway_l7::protobuf_rpc::Config {
+    /// What the parsers may need to know of the socket of `e`.
+    fn ctx(&self, e: &DataEvent<'_>) -> ParseContext {
         let (l, r) = (e.tuple.local.port(), e.tuple.remote.port());
-        self.config
+        let pb = self
+            .config
             .protobuf_rpc
             .iter()
             .find(|(p, _)| *p == l || *p == r)
-            .map(|(_, c)| c)
-            .unwrap_or(&causeway_l7::protobuf_rpc::BAIDU_STD)
+            .map_or(causeway_l7::protobuf_rpc::BAIDU_STD, |(_, c)| *c);
+        ParseContext { l4: e.tuple.l4, pb }
     }
 
     fn slot_ns(&self) -> u64 {
@@ -431,7 +439,30 @@ impl Core {
             if let Some(mut head_bytes) = m.pending_head.take() {
                 // The head, at last: the first syscall's bytes and these.
                 head_bytes.extend_from_slice(e.payload);
-                match parse_head(m.protocol, m.kind, &head_bytes, false, self.pb_config(e)) {
+                if m.protocol == L7Protocol::Unknown {
+                    // A socket's first read too short to tell what it
+                    // speaks (a DNS-over-TCP server reading the 2-byte
+                    // length alone, one byte at a time as dnsmasq does):
+                    // infer from the reads together.
+                    if head_bytes.len() < MIN_INFER_LEN && e.payload.len() as u64 == total {
+                        m.length += total;
+                        m.end_ns = e.exit_ns;
+                        m.pending_head = Some(head_bytes);
+                        s.current[d] = Some(m);
+                        return;
+                    }
+                    match self.protocol_and_kind(s, e, &head_bytes) {
+                        Some((p, kind)) => {
+                            m.protocol = p;
+                            m.kind = kind;
+                        }
+                        None => {
+                            self.not_recognised(s);
+                            return;
+                        }
+                    }
+                }
+                match parse_head(m.protocol, m.kind, &head_bytes, false, &self.ctx(e)) {
                     Ok(head) => {
                         self.stats.messages += 1;
                         m.head = head;
@@ -462,7 +493,7 @@ impl Core {
                     // Only where the bytes tell a start from a continuation
                     // (HTTP's start lines) can a new message cut this one
                     // short; binary frames of a continuation look like starts.
-                    let starts_new = kind_in_bytes(m.protocol, e.payload).is_some();
+                    let starts_new = kind_in_bytes(m.protocol, e.payload, &self.ctx(e)).is_some();
                     if !starts_new {
                         m.length += total;
                         m.end_ns = e.exit_ns;
@@ -496,6 +527,27 @@ impl Core {
             let Some(buf) = e.payload.get(offset as usize..).filter(|b| !b.is_empty()) else {
                 return;
             };
+            let whole_rest = buf.len() as u64 == total - offset;
+            self.apply_port_protocol(s, e);
+            if s.protocol.is_none()
+                && offset == 0
+                && whole_rest
+                && buf.len() < MIN_INFER_LEN
+                && s.current[d].is_none()
+            {
+                // Too short to tell: kept, and inferred with the next read.
+                let mut m = Message::start(
+                    e,
+                    L7Protocol::Unknown,
+                    MessageKind::Request,
+                    Default::default(),
+                    0,
+                    total,
+                );
+                m.pending_head = Some(buf.to_vec());
+                s.current[d] = Some(m);
+                return;
+            }
             let Some((protocol, kind)) = self.protocol_and_kind(s, e, buf) else {
                 // The first bytes of an HTTP/1 message read alone: the next
                 // read in this direction completes its head.
@@ -522,19 +574,13 @@ impl Core {
                         return;
                     }
                 }
-                self.stats.unrecognised += 1;
-                if s.protocol.is_none() {
-                    s.infer_failures = s.infer_failures.saturating_add(1);
-                    if s.infer_failures >= self.config.max_infer_failures {
-                        s.opaque = true;
-                    }
-                }
+                self.not_recognised(s);
                 return;
             };
             let head_request = kind == MessageKind::Response
                 && s.pending.front().is_some_and(|r| r.head.bodiless_response);
             let avail = total - offset;
-            let head = match parse_head(protocol, kind, buf, head_request, self.pb_config(e)) {
+            let head = match parse_head(protocol, kind, buf, head_request, &self.ctx(e)) {
                 Ok(h) => h,
                 Err(HeadError::Parse(causeway_l7::ParseError::Incomplete))
                     if buf.len() as u64 == avail && buf.len() <= MAX_DEFERRED_HEAD =>
@@ -589,30 +635,20 @@ impl Core {
                 MessageKind::Response
             }
         };
-        if s.protocol.is_none() {
-            let (local, remote) = (e.tuple.local.port(), e.tuple.remote.port());
-            let chosen = self
-                .config
-                .port_protocols
-                .iter()
-                .find(|(port, _)| *port == remote || *port == local);
-            if let Some(&(port, p)) = chosen {
-                s.protocol = Some(p);
-                s.request_dir = Some(if remote == port {
-                    Direction::Egress
-                } else {
-                    Direction::Ingress
-                });
-            }
-        }
+        self.apply_port_protocol(s, e);
+        let ctx = self.ctx(e);
         if let Some(p) = s.protocol {
+            // Where the bytes say (HTTP/1 start lines, DNS's QR bit), they
+            // decide; for HTTP/1 anything else is no message start.
+            if let Some(k) = kind_in_bytes(p, buf, &ctx) {
+                return Some((p, k));
+            }
             if p == L7Protocol::Http {
-                // HTTP/1 says in its bytes; anything else is no message start.
-                return kind_in_bytes(p, buf).map(|k| (p, k));
+                return None;
             }
             return Some((p, kind_by_direction(s.request_dir?)));
         }
-        let (p, kind) = infer_protocol(buf)?;
+        let (p, kind) = infer_protocol(buf, &ctx)?;
         let kind = kind.unwrap_or(match e.role {
             SocketRole::Client => kind_by_direction(Direction::Egress),
             SocketRole::Server => kind_by_direction(Direction::Ingress),
@@ -627,8 +663,46 @@ impl Core {
         Some((p, kind))
     }
 
+    /// Bytes no protocol claimed; a socket that keeps sending such is given
+    /// up on.
+    fn not_recognised(&mut self, s: &mut SocketState) {
+        self.stats.unrecognised += 1;
+        if s.protocol.is_none() {
+            s.infer_failures = s.infer_failures.saturating_add(1);
+            if s.infer_failures >= self.config.max_infer_failures {
+                s.opaque = true;
+            }
+        }
+    }
+
+    /// "Port N speaks X": settles the protocol of a socket not yet inferred.
+    fn apply_port_protocol(&self, s: &mut SocketState, e: &DataEvent<'_>) {
+        if s.protocol.is_some() {
+            return;
+        }
+        let (local, remote) = (e.tuple.local.port(), e.tuple.remote.port());
+        let chosen = self
+            .config
+            .port_protocols
+            .iter()
+            .find(|(port, _)| *port == remote || *port == local);
+        if let Some(&(port, p)) = chosen {
+            s.protocol = Some(p);
+            s.request_dir = Some(if remote == port {
+                Direction::Egress
+            } else {
+                Direction::Ingress
+            });
+        }
+    }
+
     /// A message is done: queue a request, or pair a response.
     fn finish(&mut self, s: &mut SocketState, m: Message, sink: &mut dyn SpanSink) {
+        if m.protocol == L7Protocol::Unknown {
+            // Short bytes kept for inference that nothing completed.
+            self.not_recognised(s);
+            return;
+        }
         if m.head.unpaired {
             self.stats.unpaired_messages += 1;
             return;
@@ -687,14 +761,15 @@ impl Core {
                 // they answer; the others answer the oldest one.
                 // (Requests travel the other way: where both sides ask,
                 // as in MQTT, each side's ids are its own.)
-                let at = match m.head.request_id {
-                    Some(id) => s.pending.iter().position(|r| {
-                        r.head.request_id == Some(id) && r.direction != m.direction
-                    }),
-                    None => s.pending.iter().position(|r| {
-                        r.head.request_id.is_none() && r.direction != m.direction
-                    }),
-                };
+                let at =
+                    match m.head.request_id {
+                        Some(id) => s.pending.iter().position(|r| {
+                            r.head.request_id == Some(id) && r.direction != m.direction
+                        }),
+                        None => s.pending.iter().position(|r| {
+                            r.head.request_id.is_none() && r.direction != m.direction
+                        }),
+                    };
                 match at.and_then(|i| s.pending.remove(i)) {
                     Some(req) => self.emit(req, Some(m), sink),
                     None => {
@@ -776,6 +851,7 @@ impl Core {
             request_resource: req.head.request_resource,
             user_agent: req.head.user_agent,
             exception: rh.map(|h| h.exception.clone()).unwrap_or_default(),
+            result: rh.map(|h| h.result.clone()).unwrap_or_default(),
             response_code: rh.and_then(|h| h.response_code),
             response_status,
             start_time_us,

@@ -30,6 +30,8 @@ pub struct Head<'a> {
     pub response_status: Option<ResponseStatus>,
     /// Responses: error text (Redis `-ERR ...`, SQL error message).
     pub exception: Cow<'a, str>,
+    /// Responses: what was answered, briefly (DNS: the answers' data).
+    pub result: Cow<'a, str>,
     /// Bytes of the whole message when the head tells; the next message then
     /// starts that many bytes on. `None`: the message ends when the other
     /// side speaks, when `ends_message` says so, or after going idle.
@@ -70,6 +72,7 @@ impl Head<'_> {
             response_code: self.response_code,
             response_status: self.response_status,
             exception: Cow::Owned(self.exception.into_owned()),
+            result: Cow::Owned(self.result.into_owned()),
             message_len: self.message_len,
             request_id: self.request_id,
             unpaired: self.unpaired,

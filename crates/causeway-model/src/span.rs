@@ -181,6 +181,8 @@ pub struct Span {
     pub request_id: Option<u64>,
     /// Error text the response carried (Redis error, SQL error message).
     pub exception: String,
+    /// What the response answered, briefly (DNS: the answers' data).
+    pub result: String,
     pub user_agent: String,
     pub response_code: Option<i32>,
     pub response_status: ResponseStatus,

@@ -427,3 +427,89 @@ fn mysql_agrees_with_tshark() {
     check("replayed", &replayed.iter().collect::<Vec<_>>());
     check_replay_matches_live(&replayed, &client);
 }
+
+#[test]
+fn dns_over_udp_and_tcp_agrees_with_tshark() {
+    let _g = serial();
+    let srv = dnsmasq();
+    let port = srv.port;
+    let Some((w, replayed, file)) = observe(port, || {
+        for (args, tcp) in [
+            (&["www.example.test", "A"][..], false),
+            (&["www.example.test", "AAAA"], false),
+            (&["example.test", "MX"], false),
+            (&["example.test", "TXT"], false),
+            (&["nothere.example.test", "A"], false),
+            (&["outside.invalid", "A"], false),
+            (&["www.example.test", "A"], true),
+            (&["nothere.example.test", "A"], true),
+        ] {
+            let mut dig = Command::new("dig");
+            dig.args(["@127.0.0.1", "-p", &port.to_string(), "+tries=1", "+time=2"])
+                .arg(if tcp { "+tcp" } else { "+notcp" })
+                .args(args);
+            run_ok(&mut dig);
+        }
+    }) else {
+        return;
+    };
+    // tshark: each answer's id, name, type and rcode.
+    let rows = tshark_fields(
+        &file,
+        Some((port, "dns")),
+        "dns.flags.response == 1",
+        &["dns.id", "dns.qry.name", "dns.qry.type", "dns.flags.rcode"],
+    );
+    let type_name = |t: &str| match t {
+        "1" => "A",
+        "28" => "AAAA",
+        "15" => "MX",
+        "16" => "TXT",
+        other => panic!("type {other}"),
+    };
+    let oracle = bag(rows.iter().map(|r| {
+        (
+            u64::from_str_radix(r[0].trim_start_matches("0x"), 16).expect("id"),
+            r[1].clone(),
+            type_name(&r[2]).to_owned(),
+            r[3].parse::<i64>().expect("rcode"),
+        )
+    }));
+    assert_eq!(oracle.values().sum::<usize>(), 8, "{rows:?}");
+    let ours = |spans: &[&Value]| {
+        bag(spans.iter().map(|sp| {
+            (
+                n(sp, "request_id"),
+                s(sp, "request_resource").to_owned(),
+                s(sp, "request_type").to_owned(),
+                field(sp, "response_code").as_i64().expect("rcode"),
+            )
+        }))
+    };
+    let client = live(&w.spans, "dns", "client", port);
+    let server = live(&w.spans, "dns", "server", port);
+    assert_eq!(ours(&client), oracle, "live client (dig) spans vs tshark");
+    assert_eq!(
+        ours(&server),
+        oracle,
+        "live server (dnsmasq) spans vs tshark"
+    );
+    assert_eq!(
+        ours(&replayed.iter().collect::<Vec<_>>()),
+        oracle,
+        "replayed spans vs tshark"
+    );
+    for sp in &client {
+        let (code, status) = (n(sp, "response_code"), s(sp, "response_status"));
+        let want = match code {
+            0 => "ok",
+            3 | 5 => "client_error",
+            _ => "server_error",
+        };
+        assert_eq!(status, want, "{sp}");
+    }
+    assert!(client.iter().any(|sp| s(sp, "result") == "10.1.2.3"));
+    assert!(client.iter().any(|sp| s(sp, "result") == "fd00::5"));
+    assert!(client.iter().any(|sp| s(sp, "l4_protocol") == "udp"));
+    assert!(client.iter().any(|sp| s(sp, "l4_protocol") == "tcp"));
+}

@@ -551,3 +551,28 @@ fn the_rest_of_a_head_may_come_after_the_other_side_spoke() {
         .collect();
     assert_eq!(got, [("GET", GET.len() as u64), ("GET", GET.len() as u64)]);
 }
+
+#[test]
+fn a_dns_server_reading_the_tcp_length_a_byte_at_a_time() {
+    // dnsmasq reads the 2-byte length prefix one byte per read(2).
+    let q = include_bytes!("../../../causeway-l7/tests/fixtures/dns/tcp_a.req");
+    let a = include_bytes!("../../../causeway-l7/tests/fixtures/dns/tcp_a.resp");
+    let mut f = Feed::new();
+    f.server(Direction::Ingress, 1, &q[..1]);
+    f.server(Direction::Ingress, 1, &q[1..2]);
+    f.server(Direction::Ingress, q.len() - 2, &q[2..]);
+    f.server(Direction::Egress, a.len(), a);
+    assert_eq!(f.spans.len(), 1, "{:#?}", f.p.stats());
+    let s = &f.spans[0];
+    assert_eq!(
+        (s.protocol, s.request_type.as_str()),
+        (L7Protocol::Dns, "A")
+    );
+    assert_eq!(s.request_resource, "www.example.test");
+    assert_eq!(
+        (s.request_length, s.response_length),
+        (q.len() as u64, a.len() as u64)
+    );
+    assert_eq!(s.result, "10.1.2.3");
+    assert_eq!(f.p.stats().unrecognised, 0);
+}

@@ -397,6 +397,43 @@ impl Drop for Postgres {
     }
 }
 
+/// dnsmasq answering from local records only, on UDP and TCP: A and AAAA
+/// for www.example.test, MX and TXT for example.test; other names under
+/// example.test are NXDOMAIN; names elsewhere are REFUSED (no upstream).
+pub fn dnsmasq() -> Server {
+    let port = free_port();
+    let dir = temp_dir(&format!("dnsmasq-{port}"));
+    let hosts = dir.join("hosts");
+    std::fs::write(
+        &hosts,
+        "10.1.2.3 www.example.test
+fd00::5 www.example.test
+",
+    )
+    .expect("hosts");
+    spawn_server(
+        Command::new("dnsmasq")
+            .args([
+                "--no-daemon",
+                "--conf-file=/dev/null",
+                "--no-resolv",
+                "--no-hosts",
+            ])
+            .arg(format!("--port={port}"))
+            .args([
+                "--listen-address=127.0.0.1",
+                "--bind-interfaces",
+                "--user=root",
+            ])
+            .arg(format!("--addn-hosts={}", hosts.display()))
+            .arg(format!("--pid-file={}/pid", dir.display()))
+            .args(["--mx-host=example.test,mail.example.test,10"])
+            .args(["--txt-record=example.test,hello from dnsmasq"])
+            .args(["--local=/example.test/"]),
+        port,
+    )
+}
+
 /// MariaDB in a fresh data dir on a fresh port, any login accepted.
 pub fn mariadb() -> Server {
     let port = free_port();
@@ -531,6 +568,9 @@ pub fn tshark_fields(
     cmd.arg("-r").arg(file).args(["-Y", filter, "-T", "fields"]);
     if let Some((port, proto)) = decode_as {
         cmd.args(["-d", &format!("tcp.port=={port},{proto}")]);
+        if proto == "dns" {
+            cmd.args(["-d", &format!("udp.port=={port},{proto}")]);
+        }
     }
     cmd.args(["-E", "occurrence=a", "-E", "separator=\t"])
         .arg("-E")
