@@ -16,6 +16,7 @@
 pub mod head;
 pub mod http1;
 pub mod infer;
+pub mod mqtt;
 pub mod mysql;
 pub mod postgresql;
 pub mod redis;
