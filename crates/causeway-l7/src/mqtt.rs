@@ -1002,10 +1002,11 @@ fn reason_packet<'a>(r: &mut Reader<'a>, c: &mut Ctx<'a>, ptype: u8) -> Result<(
     end_of_packet(r, c)
 }
 
-/// A Reason String, when a failure carries one, replaces the code's name.
+/// A Reason String, when a failure carries a non-empty one, replaces the
+/// code's name.
 fn failure_text<'a>(c: &mut Ctx<'a>, props: &Props<'a>) {
     if let (Some(s), Some(code)) = (props.reason_string, c.head.response_code) {
-        if code >= 0x80 {
+        if code >= 0x80 && !s.is_empty() {
             c.head.exception = text(s);
         }
     }
