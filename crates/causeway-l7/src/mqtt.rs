@@ -33,9 +33,9 @@
 //! the role from the first byte alone; only AUTH, which either side sends
 //! with the same bytes, needs the direction (the client's AUTH is a
 //! request, the server's a response). `parse` reads a packet the same
-//! whatever `kind` it is given: the type byte decides what it is. Packet ids are chosen
-//! by each side independently, so a pairing key is (the requester's
-//! direction, packet id). [`sender`] tells which side may send a packet when
+//! whatever `kind` it is given: the type byte decides what it is. Packet
+//! ids are chosen by each side independently, so a pairing key is (the
+//! requester's direction, packet id). [`sender`] tells which side may send a packet when
 //! only one may (CONNECT, SUBSCRIBE, UNSUBSCRIBE, PINGREQ from the client;
 //! CONNACK, SUBACK, UNSUBACK, PINGRESP from the server).
 //!
@@ -116,7 +116,9 @@
 //!   so without the version only its status (`Ok`) is reported.
 //!
 //! `version` is set when it is known: from CONNECT, from the version passed
-//! in, or `5` when the bytes can only be MQTT 5.
+//! in (which stands even where the bytes disagree, except for a 3.1.x-form
+//! CONNACK under a known 5, which gets none), or `5` when the bytes can only
+//! be MQTT 5.
 //!
 //! **Cut input.** The payload is the prefix captured from the first
 //! syscall, cut anywhere. The fixed header must be whole (else
@@ -773,8 +775,12 @@ struct Ctx<'a> {
 }
 
 impl Ctx<'_> {
+    /// The bytes can only be MQTT 5: say so, unless the caller gave the
+    /// connection's version, which stands.
     fn set_v5(&mut self) {
-        self.head.version = Cow::Borrowed(Version::V5.as_str());
+        if self.version.is_none() {
+            self.head.version = Cow::Borrowed(Version::V5.as_str());
+        }
     }
 
     /// A code as MQTT 5 defines it: the code, its class, its name when it
@@ -939,7 +945,7 @@ fn publish<'a>(r: &mut Reader<'a>, c: &mut Ctx<'a>, flags: u8) -> Result<(), Sto
         return Err(Stop::Bad("topic name"));
     }
     c.head.request_resource = text(topic);
-    c.strong = !topic.is_empty() && printable(topic);
+    c.strong = c.strict && !topic.is_empty() && printable(topic);
     if qos > 0 {
         let id = r.u16("packet identifier")?;
         if c.strict && id == 0 {
@@ -977,9 +983,6 @@ fn reason_packet<'a>(r: &mut Reader<'a>, c: &mut Ctx<'a>, ptype: u8) -> Result<(
             c.set_v5();
         }
         return Ok(());
-    }
-    if c.strict && matches!(c.version, Some(Version::V3_1 | Version::V3_1_1)) {
-        return Err(Stop::Bad("remaining length"));
     }
     c.set_v5();
     let code = r.byte("reason code")?;
@@ -1061,6 +1064,7 @@ fn read_subscribe<'a>(
     mut r: Reader<'a>,
     v5: bool,
     with_options: bool,
+    strict: bool,
     facts: &mut SubFacts<'a>,
 ) -> Result<(), Stop> {
     let id = r.u16("packet identifier")?;
@@ -1079,7 +1083,7 @@ fn read_subscribe<'a>(
         }
         if n == 0 {
             facts.first = Some(filter);
-            facts.first_clean = printable(filter) && wildcards_well_placed(filter);
+            facts.first_clean = strict && printable(filter) && wildcards_well_placed(filter);
         }
         if with_options {
             let o = r.byte("subscription options")?;
@@ -1131,8 +1135,17 @@ fn fits(read: &Result<(), Stop>) -> bool {
 fn subscribe<'a>(r: &Reader<'a>, c: &mut Ctx<'a>, with_options: bool) -> Result<(), Stop> {
     let mut f3 = SubFacts::default();
     let mut f5 = SubFacts::default();
-    let r3 = read_subscribe(*r, false, with_options, &mut f3);
-    let r5 = read_subscribe(*r, true, with_options, &mut f5);
+    // With the version known, only its reading is needed.
+    let r3 = if c.version == Some(Version::V5) {
+        Err(Stop::Cut)
+    } else {
+        read_subscribe(*r, false, with_options, c.strict, &mut f3)
+    };
+    let r5 = if matches!(c.version, Some(Version::V3_1 | Version::V3_1_1)) {
+        Err(Stop::Cut)
+    } else {
+        read_subscribe(*r, true, with_options, c.strict, &mut f5)
+    };
     let (facts, read) = match choose(c.version, fits(&r3), fits(&r5)) {
         None | Some(Reading::V3) => (f3, r3),
         Some(Reading::V5 { proven }) => {
@@ -1232,8 +1245,16 @@ fn suback<'a>(r: &Reader<'a>, c: &mut Ctx<'a>) -> Result<(), Stop> {
     let check = c.version.is_none() || c.strict;
     let mut f3 = AckFacts::default();
     let mut f5 = AckFacts::default();
-    let r3 = read_suback(*r, false, check, &mut f3);
-    let r5 = read_suback(*r, true, check, &mut f5);
+    let r3 = if c.version == Some(Version::V5) {
+        Err(Stop::Cut)
+    } else {
+        read_suback(*r, false, check, &mut f3)
+    };
+    let r5 = if matches!(c.version, Some(Version::V3_1 | Version::V3_1_1)) {
+        Err(Stop::Cut)
+    } else {
+        read_suback(*r, true, check, &mut f5)
+    };
     let reading = choose(c.version, fits(&r3), fits(&r5));
     let (facts, read, v5) = match reading {
         None | Some(Reading::V3) => (f3, r3, false),

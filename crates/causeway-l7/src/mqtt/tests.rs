@@ -1223,3 +1223,20 @@ fn pings_alone_are_inferred() {
     assert_eq!(infer(&[0xd0, 0]), Some(RESP));
     assert_eq!(infer(&[0xd0, 0, 0]), None);
 }
+
+#[test]
+fn a_known_version_stands() {
+    // An MQTT 5 form under a connection said to be 3.1.1 keeps 3.1.1.
+    assert_eq!(
+        show(&[0x40, 3, 0, 1, 0x87], Some(Version::V3_1_1)),
+        r#"- PUBACK v=3.1.1 id=1 code=0x87 ClientError exc="Not authorized""#
+    );
+    assert_eq!(
+        show(&[0x40, 3, 0, 1, 0x87], None),
+        r#"- PUBACK v=5 id=1 code=0x87 ClientError exc="Not authorized""#
+    );
+    assert_eq!(
+        show(&[0x30, 3, 0, 0, b'x'], Some(Version::V3_1)),
+        "- PUBLISH v=3.1 unpaired"
+    );
+}
