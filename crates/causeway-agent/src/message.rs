@@ -4,7 +4,7 @@
 //! later syscalls of the same message only add to its length and end time.
 
 use causeway_l7::infer::MessageKind;
-use causeway_l7::{dns, http1, mysql, postgresql, protobuf_rpc, redis, Head};
+use causeway_l7::{dns, http1, mqtt, mysql, postgresql, protobuf_rpc, redis, Head};
 use causeway_model::{
     Comm, DataEvent, Direction, FiveTuple, L4Protocol, L7Protocol, ResponseStatus,
 };
@@ -87,6 +87,8 @@ pub struct ParseContext {
     pub l4: L4Protocol,
     /// Where ProtobufRPC frames on this socket keep their facts.
     pub pb: protobuf_rpc::Config,
+    /// The MQTT version the connection's CONNECT named.
+    pub mqtt: Option<mqtt::Version>,
 }
 
 impl Default for ParseContext {
@@ -94,6 +96,7 @@ impl Default for ParseContext {
         ParseContext {
             l4: L4Protocol::Tcp,
             pb: protobuf_rpc::BAIDU_STD,
+            mqtt: None,
         }
     }
 }
@@ -171,6 +174,9 @@ pub fn parse_head(
         L7Protocol::Dns => dns::parse(payload, kind, ctx.dns())
             .map(MessageHead::from)
             .map_err(HeadError::Parse),
+        L7Protocol::Mqtt => mqtt::parse_with_version(payload, kind, ctx.mqtt)
+            .map(MessageHead::from)
+            .map_err(HeadError::Parse),
         _ => Err(HeadError::Unsupported),
     }
 }
@@ -206,6 +212,10 @@ pub fn infer_protocol(
     if let Some(kind) = mysql::infer(payload) {
         return Some((L7Protocol::Mysql, Some(kind)));
     }
+    // MQTT's inference checks whole packets; it claims no text protocol.
+    if let Some(kind) = mqtt::infer(payload) {
+        return Some((L7Protocol::Mqtt, Some(kind)));
+    }
     if let Some(kind) = redis::infer(payload) {
         return Some((L7Protocol::Redis, Some(kind)));
     }
@@ -229,6 +239,8 @@ pub fn kind_in_bytes(
             .map(|(_, k)| k),
         // The QR bit.
         L7Protocol::Dns => dns::infer(payload, ctx.dns()),
+        // The packet type (both sides ask: a broker's PUBLISH is a request).
+        L7Protocol::Mqtt => mqtt::message_kind(payload),
         _ => None,
     }
 }
@@ -242,6 +254,7 @@ pub fn ends_message(protocol: L7Protocol, kind: MessageKind, payload: &[u8]) -> 
         L7Protocol::Mysql => mysql::ends_message(payload, kind),
         L7Protocol::Postgresql => postgresql::ends_message(payload, kind),
         L7Protocol::Dns => dns::ends_message(payload, kind),
+        L7Protocol::Mqtt => mqtt::ends_message(payload, kind),
         _ => false,
     }
 }

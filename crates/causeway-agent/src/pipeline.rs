@@ -146,6 +146,8 @@ struct SocketState {
     /// The database the connection chose when it opened (PostgreSQL
     /// startup, MySQL login or COM_INIT_DB): the domain of its later spans.
     domain: String,
+    /// The MQTT version its CONNECT named.
+    mqtt_version: Option<causeway_l7::mqtt::Version>,
     /// The message in progress per direction (index: [`dir_index`]).
     current: [Option<Message>; 2],
     /// Requests waiting for their response, oldest first.
@@ -165,6 +167,9 @@ const MAX_EARLY_RESPONSES: usize = 16;
 /// next read: every protocol parsed needs more to be told apart (a MySQL
 /// packet header is 4 bytes, a DNS-over-TCP length 2).
 const MIN_INFER_LEN: usize = 8;
+
+/// Longest head put together from reads that each hold part of it.
+const MAX_ACCUMULATED_HEAD: usize = 64;
 
 /// Longest first syscall whose head may be completed by the next one.
 const MAX_DEFERRED_HEAD: usize = 16;
@@ -378,7 +383,7 @@ impl Pipeline {
 
 impl Core {
     /// What the parsers may need to know of the socket of `e`.
-    fn ctx(&self, e: &DataEvent<'_>) -> ParseContext {
+    fn ctx(&self, e: &DataEvent<'_>, s: &SocketState) -> ParseContext {
         let (l, r) = (e.tuple.local.port(), e.tuple.remote.port());
         let pb = self
             .config
@@ -386,7 +391,11 @@ impl Core {
             .iter()
             .find(|(p, _)| *p == l || *p == r)
             .map_or(causeway_l7::protobuf_rpc::BAIDU_STD, |(_, c)| *c);
-        ParseContext { l4: e.tuple.l4, pb }
+        ParseContext {
+            l4: e.tuple.l4,
+            pb,
+            mqtt: s.mqtt_version,
+        }
     }
 
     fn slot_ns(&self) -> u64 {
@@ -462,10 +471,23 @@ impl Core {
                         }
                     }
                 }
-                match parse_head(m.protocol, m.kind, &head_bytes, false, &self.ctx(e)) {
+                match parse_head(m.protocol, m.kind, &head_bytes, false, &self.ctx(e, s)) {
                     Ok(head) => {
                         self.stats.messages += 1;
                         m.head = head;
+                    }
+                    Err(HeadError::Parse(causeway_l7::ParseError::Incomplete))
+                        if head_bytes.len() <= MAX_ACCUMULATED_HEAD
+                            && e.payload.len() as u64 == total =>
+                    {
+                        // Still short: readers that take a packet a byte
+                        // or a field at a time (libmosquitto reads the MQTT
+                        // fixed header byte by byte) go on adding to it.
+                        m.length += total;
+                        m.end_ns = e.exit_ns;
+                        m.pending_head = Some(head_bytes);
+                        s.current[d] = Some(m);
+                        return;
                     }
                     Err(_) => {
                         self.parse_error(m.protocol);
@@ -493,7 +515,8 @@ impl Core {
                     // Only where the bytes tell a start from a continuation
                     // (HTTP's start lines) can a new message cut this one
                     // short; binary frames of a continuation look like starts.
-                    let starts_new = kind_in_bytes(m.protocol, e.payload, &self.ctx(e)).is_some();
+                    let starts_new =
+                        kind_in_bytes(m.protocol, e.payload, &self.ctx(e, s)).is_some();
                     if !starts_new {
                         m.length += total;
                         m.end_ns = e.exit_ns;
@@ -580,7 +603,7 @@ impl Core {
             let head_request = kind == MessageKind::Response
                 && s.pending.front().is_some_and(|r| r.head.bodiless_response);
             let avail = total - offset;
-            let head = match parse_head(protocol, kind, buf, head_request, &self.ctx(e)) {
+            let head = match parse_head(protocol, kind, buf, head_request, &self.ctx(e, s)) {
                 Ok(h) => h,
                 Err(HeadError::Parse(causeway_l7::ParseError::Incomplete))
                     if buf.len() as u64 == avail && buf.len() <= MAX_DEFERRED_HEAD =>
@@ -636,7 +659,7 @@ impl Core {
             }
         };
         self.apply_port_protocol(s, e);
-        let ctx = self.ctx(e);
+        let ctx = self.ctx(e, s);
         if let Some(p) = s.protocol {
             // Where the bytes say (HTTP/1 start lines, DNS's QR bit), they
             // decide; for HTTP/1 anything else is no message start.
@@ -710,6 +733,9 @@ impl Core {
         match m.kind {
             MessageKind::Request => {
                 let mut m = m;
+                if m.protocol == L7Protocol::Mqtt && m.head.request_type == "CONNECT" {
+                    s.mqtt_version = causeway_l7::mqtt::Version::from_label(&m.head.version);
+                }
                 let sets_domain = matches!(
                     m.head.request_type.as_str(),
                     "STARTUP" | "LOGIN" | "COM_INIT_DB"

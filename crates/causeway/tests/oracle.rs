@@ -513,3 +513,151 @@ fn dns_over_udp_and_tcp_agrees_with_tshark() {
     assert!(client.iter().any(|sp| s(sp, "l4_protocol") == "udp"));
     assert!(client.iter().any(|sp| s(sp, "l4_protocol") == "tcp"));
 }
+
+#[test]
+fn mqtt_311_and_5_agree_with_tshark() {
+    let _g = serial();
+    let srv = mosquitto();
+    let port = srv.port;
+    let p = port.to_string();
+    let Some((w, replayed, file)) = observe(port, || {
+        // A subscriber per version, each waiting for two messages, then
+        // publishers at QoS 0, 1 and 2 with both versions.
+        let subs: Vec<_> = ["mqttv311", "mqttv5"]
+            .iter()
+            .map(|v| {
+                Command::new("mosquitto_sub")
+                    .args(["-h", "127.0.0.1", "-p", &p, "-V", v, "-q", "1", "-C", "3"])
+                    .args(["-t", "causeway/test", "-i", &format!("sub-{v}")])
+                    .stdout(Stdio::null())
+                    .spawn()
+                    .expect("mosquitto_sub (scripts/setup installs it)")
+            })
+            .collect();
+        std::thread::sleep(std::time::Duration::from_millis(500));
+        for (v, q) in [("mqttv311", "0"), ("mqttv311", "1"), ("mqttv5", "2")] {
+            run_ok(
+                Command::new("mosquitto_pub")
+                    .args(["-h", "127.0.0.1", "-p", &p, "-V", v, "-q", q])
+                    .args([
+                        "-t",
+                        "causeway/test",
+                        "-m",
+                        "hello",
+                        "-i",
+                        &format!("pub-{v}-{q}"),
+                    ]),
+            );
+        }
+        for mut s in subs {
+            assert!(s.wait().expect("mosquitto_sub").success());
+        }
+    }) else {
+        return;
+    };
+    // tshark: the packets clients sent that expect an answer, with topic
+    // and packet id. (1 CONNECT, 3 PUBLISH, 6 PUBREL, 8 SUBSCRIBE,
+    // 10 UNSUBSCRIBE, 12 PINGREQ; a QoS 0 PUBLISH expects none.)
+    let rows = tshark_fields(
+        &file,
+        Some((port, "mqtt")),
+        &format!("mqtt && tcp.dstport == {port}"),
+        &["mqtt.msgtype", "mqtt.qos", "mqtt.topic", "mqtt.msgid"],
+    );
+    let name = |t: &str| match t {
+        "1" => "CONNECT",
+        "3" => "PUBLISH",
+        "6" => "PUBREL",
+        "8" => "SUBSCRIBE",
+        "10" => "UNSUBSCRIBE",
+        "12" => "PINGREQ",
+        _ => "",
+    };
+    let mut oracle = Vec::new();
+    for r in &rows {
+        let types = occurrences(&r[0]);
+        let qos = occurrences(&r[1]);
+        let topics = occurrences(&r[2]);
+        let ids = occurrences(&r[3]);
+        let (mut qi, mut ti, mut ii) = (0, 0, 0);
+        for t in types {
+            let (mut topic, mut id) = (String::new(), None);
+            let mut q = 0;
+            if t == "3" {
+                q = qos.get(qi).and_then(|v| v.parse().ok()).unwrap_or(0);
+                qi += 1;
+            }
+            if matches!(t, "3" | "8" | "10") {
+                topic = topics.get(ti).map(|s| s.to_string()).unwrap_or_default();
+                ti += 1;
+            }
+            if matches!(t, "6" | "8" | "10") || (t == "3" && q > 0) {
+                id = ids.get(ii).and_then(|v| v.parse::<u64>().ok());
+                ii += 1;
+            }
+            if name(t).is_empty() || (t == "3" && q == 0) {
+                continue;
+            }
+            oracle.push((name(t).to_owned(), topic, id));
+        }
+    }
+    let oracle = bag(oracle);
+    let ours = |spans: &[&Value]| {
+        bag(spans
+            .iter()
+            .filter(|sp| s(sp, "response_status") != "timeout")
+            .map(|sp| {
+                (
+                    s(sp, "request_type").to_owned(),
+                    if s(sp, "request_type") == "CONNECT" {
+                        String::new()
+                    } else {
+                        s(sp, "request_resource").to_owned()
+                    },
+                    field(sp, "request_id").as_u64(),
+                )
+            }))
+    };
+    // What clients asked the broker: client spans at the clients, server
+    // spans at the broker, and from the capture the requests towards the port.
+    let client = live(&w.spans, "mqtt", "client", port);
+    let server = live(&w.spans, "mqtt", "server", port)
+        .into_iter()
+        .filter(|sp| s(sp, "comm") == "mosquitto")
+        .collect::<Vec<_>>();
+    for sp in &w.spans { eprintln!("SPAN {} {} {} {} {} {}", s(sp,"protocol"), s(sp,"observation_point"), s(sp,"comm"), s(sp,"request_type"), n(sp,"dst_port"), s(sp,"response_status")); }
+    eprintln!("STATS {}", w.stats_line);
+    assert!(
+        oracle.values().sum::<usize>() >= 2 + 3 + 2 + 2,
+        "{oracle:?}"
+    );
+    assert_eq!(ours(&client), oracle, "live client spans vs tshark");
+    assert_eq!(ours(&server), oracle, "live broker spans vs tshark");
+    let towards_broker: Vec<&Value> = replayed
+        .iter()
+        .filter(|sp| n(sp, "dst_port") == port as u64)
+        .collect();
+    // A replayed span's requester is whoever asked; keep the clients' asks.
+    let clients_asked: Vec<&Value> = towards_broker
+        .iter()
+        .copied()
+        .filter(|sp| {
+            client
+                .iter()
+                .any(|c| n(c, "req_tcp_seq") == n(sp, "req_tcp_seq"))
+        })
+        .collect();
+    assert_eq!(ours(&clients_asked), oracle, "replayed spans vs tshark");
+    // Deliveries the broker made at QoS 1 and 2 are requests too, answered
+    // by the subscribers: seen at the subscriber (observation point server).
+    let deliveries = live(&w.spans, "mqtt", "server", port)
+        .into_iter()
+        .filter(|sp| s(sp, "comm") == "mosquitto_sub" && s(sp, "request_type") == "PUBLISH")
+        .count();
+    assert!(deliveries >= 2, "{:#?}", w.spans);
+    // CONNACKs were read with the version CONNECT named.
+    assert!(client
+        .iter()
+        .filter(|sp| s(sp, "request_type") == "CONNECT")
+        .all(|sp| s(sp, "response_status") == "ok" && !s(sp, "version").is_empty()));
+}

@@ -434,6 +434,19 @@ fd00::5 www.example.test
     )
 }
 
+/// mosquitto 2 on a fresh port: anonymous clients allowed, nothing kept.
+pub fn mosquitto() -> Server {
+    let port = free_port();
+    let dir = temp_dir(&format!("mosquitto-{port}"));
+    let conf = dir.join("mosquitto.conf");
+    std::fs::write(
+        &conf,
+        format!("persistence false\nuser root\nlistener {port} 127.0.0.1\nallow_anonymous true\n"),
+    )
+    .expect("mosquitto.conf");
+    spawn_server(Command::new("mosquitto").arg("-c").arg(&conf), port)
+}
+
 /// MariaDB in a fresh data dir on a fresh port, any login accepted.
 pub fn mariadb() -> Server {
     let port = free_port();
