@@ -13,7 +13,7 @@
 
 use causeway_model::ResponseStatus;
 
-mod trace;
+pub(crate) mod trace;
 pub use trace::{TraceContext, TraceHeader};
 
 #[cfg(test)]
