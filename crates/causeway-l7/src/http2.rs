@@ -613,6 +613,16 @@ impl HalfConnection {
         HalfConnection::with(0, true)
     }
 
+    /// A direction of a connection first seen in the middle (older than
+    /// the observer, or named by configuration): framing is taken up at the
+    /// first plausible frame boundary, and the HPACK table is unknown (only
+    /// entries added later are trusted).
+    pub fn midstream() -> HalfConnection {
+        let mut h = HalfConnection::with(0, true);
+        h.hpack.lose_sync();
+        h
+    }
+
     fn with(preface_left: usize, framing_lost: bool) -> HalfConnection {
         HalfConnection {
             hpack: Decoder::new(),
