@@ -33,12 +33,35 @@ fn records(name: &str) -> Vec<(bool, u8, Vec<u8>)> {
 /// at most `cap` bytes captured per syscall; each connection is a socket
 /// closed at the end.
 fn run(name: &str, server: bool, cap: usize) -> (Vec<Span>, crate::pipeline::Stats) {
-    let mut p = Pipeline::new(PipelineConfig::default(), WallClock::identity());
+    run_with(
+        name,
+        server,
+        cap,
+        &|_| true,
+        PipelineConfig::default(),
+        false,
+    )
+}
+
+/// As [`run`], with only the records `keep` keeps, a config, and (`tick`)
+/// a tick a minute later instead of closing the sockets.
+fn run_with(
+    name: &str,
+    server: bool,
+    cap: usize,
+    keep: &dyn Fn(bool) -> bool,
+    config: PipelineConfig,
+    tick: bool,
+) -> (Vec<Span>, crate::pipeline::Stats) {
+    let mut p = Pipeline::new(config, WallClock::identity());
     let mut spans: Vec<Span> = Vec::new();
     let mut now = 1_000_000_000u64;
     let mut seqs = std::collections::HashMap::new();
     let mut conns = Vec::new();
     for (to_server, conn, bytes) in records(name) {
+        if !keep(to_server) {
+            continue;
+        }
         now += 1000;
         let client: std::net::SocketAddr = format!("127.0.0.1:{}", 40000 + u16::from(conn))
             .parse()
@@ -82,6 +105,10 @@ fn run(name: &str, server: bool, cap: usize) -> (Vec<Span>, crate::pipeline::Sta
         };
         *seq = seq.wrapping_add(bytes.len() as u32);
         p.on_event(SocketEvent::Data(e), &mut spans);
+    }
+    if tick {
+        p.tick(now + 60_000_000_000, &mut spans);
+        return (spans, p.stats().clone());
     }
     for socket_id in conns {
         let c = SocketClose {
@@ -261,4 +288,32 @@ fn curl_prior_knowledge_and_h2c_upgrade() {
         );
         assert_eq!(st.timeouts, 0);
     }
+}
+
+/// Unanswered streams time out through the pairing slots, or when the
+/// socket closes.
+#[test]
+fn unanswered_streams_time_out() {
+    let requests_only = |to_server: bool| to_server;
+    let (spans, st) = run_with(
+        "grpc",
+        true,
+        16384,
+        &requests_only,
+        PipelineConfig::default(),
+        false,
+    );
+    assert_eq!(spans.len(), 6);
+    assert!(spans
+        .iter()
+        .all(|s| s.response_status == ResponseStatus::Timeout
+            && s.protocol == L7Protocol::Grpc
+            && s.request_resource.starts_with("/demo.Echo/")));
+    assert_eq!(st.timeouts, 6);
+    let config = PipelineConfig {
+        request_timeout: std::time::Duration::from_secs(5),
+        ..PipelineConfig::default()
+    };
+    let (spans, st) = run_with("grpc", true, 16384, &requests_only, config, true);
+    assert_eq!((spans.len(), st.timeouts), (6, 6));
 }
