@@ -30,7 +30,9 @@
 //! Streams wait in the same pairing slots as other requests: one left
 //! unanswered past the timeout, or when the socket closes, becomes a
 //! timeout span (or, when its response head came but never its end, a
-//! span of what came). At most `max_pending_per_socket` streams wait per
+//! span of what came; or, when the response direction lost its framing to
+//! the payload cap meanwhile, so that the answer may have gone by unseen, a
+//! span with response_status `unknown`). At most `max_pending_per_socket` streams wait per
 //! connection; past that the oldest is dropped and counted.
 
 use super::{Core, SocketState};
@@ -56,6 +58,8 @@ pub(super) struct H2Conn {
 pub(super) struct H2Stream {
     pub(super) req: Message,
     resp: Option<Message>,
+    /// The response direction's framing losses when the request came.
+    losses_at_start: u64,
 }
 
 impl H2Conn {
@@ -87,7 +91,14 @@ impl H2Conn {
         req.head.request_id = Some(1);
         req.length = 0;
         let mut streams = BTreeMap::new();
-        streams.insert(1, H2Stream { req, resp: None });
+        streams.insert(
+            1,
+            H2Stream {
+                req,
+                resp: None,
+                losses_at_start: 0,
+            },
+        );
         H2Conn {
             halves,
             streams,
@@ -147,6 +158,36 @@ fn note_response(head: &mut MessageHead, f: &HeaderFields, grpc: bool) {
         } else {
             String::new()
         };
+    }
+}
+
+impl H2Conn {
+    /// The response of a stream that is being given up on: what came, or,
+    /// when the response direction lost its framing since the request (its
+    /// answer may have gone by unseen), an `unknown` outcome rather than a
+    /// timeout.
+    fn final_response(&self, st: &mut H2Stream) -> Option<Message> {
+        if st.resp.is_some() {
+            return st.resp.take();
+        }
+        let resp_half = &self.halves[1 - super::dir_index(st.req.direction)];
+        let losses = resp_half.stats.framing_lost + u64::from(resp_half.framing_lost());
+        if losses == st.losses_at_start {
+            return None;
+        }
+        let mut m = st.req.clone();
+        m.kind = MessageKind::Response;
+        m.direction = super::opposite(st.req.direction);
+        m.length = 0;
+        m.tcp_seq = 0;
+        m.head = MessageHead {
+            version: "2".to_owned(),
+            request_id: st.req.head.request_id,
+            response_status: Some(ResponseStatus::Unknown),
+            exception: "response not captured (HTTP/2 framing lost to the payload cap)".to_owned(),
+            ..MessageHead::default()
+        };
+        Some(m)
     }
 }
 
@@ -229,7 +270,17 @@ impl Core {
                     self.stats.pending_dropped += 1;
                 }
                 self.note_pending(req.socket_id, req.start_ns);
-                h2.streams.insert(stream_id, H2Stream { req, resp: None });
+                let resp_half = &h2.halves[1 - super::dir_index(e.direction)];
+                let losses_at_start =
+                    resp_half.stats.framing_lost + u64::from(resp_half.framing_lost());
+                h2.streams.insert(
+                    stream_id,
+                    H2Stream {
+                        req,
+                        resp: None,
+                        losses_at_start,
+                    },
+                );
             }
             Event::Headers {
                 stream_id,
@@ -351,8 +402,9 @@ impl Core {
             return;
         };
         let streams = std::mem::take(&mut h2.streams);
-        for (_, st) in streams {
-            self.emit(st.req, st.resp, sink);
+        for (_, mut st) in streams {
+            let resp = h2.final_response(&mut st);
+            self.emit(st.req, resp, sink);
         }
     }
 
@@ -376,11 +428,12 @@ impl Core {
             .map(|(&id, _)| id)
             .collect();
         for id in old {
-            let Some(st) = h2.streams.remove(&id) else {
+            let Some(mut st) = h2.streams.remove(&id) else {
                 continue;
             };
             if expired {
-                self.emit(st.req, st.resp, sink);
+                let resp = h2.final_response(&mut st);
+                self.emit(st.req, resp, sink);
             } else {
                 self.stats.pending_dropped += 1;
             }
