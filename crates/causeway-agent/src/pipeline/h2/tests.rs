@@ -40,6 +40,7 @@ fn run(name: &str, server: bool, cap: usize) -> (Vec<Span>, crate::pipeline::Sta
         &|_| true,
         PipelineConfig::default(),
         false,
+        0,
     )
 }
 
@@ -52,13 +53,14 @@ fn run_with(
     keep: &dyn Fn(bool) -> bool,
     config: PipelineConfig,
     tick: bool,
+    skip_first: usize,
 ) -> (Vec<Span>, crate::pipeline::Stats) {
     let mut p = Pipeline::new(config, WallClock::identity());
     let mut spans: Vec<Span> = Vec::new();
     let mut now = 1_000_000_000u64;
     let mut seqs = std::collections::HashMap::new();
     let mut conns = Vec::new();
-    for (to_server, conn, bytes) in records(name) {
+    for (to_server, conn, bytes) in records(name).into_iter().skip(skip_first) {
         if !keep(to_server) {
             continue;
         }
@@ -306,6 +308,7 @@ fn unanswered_streams_time_out() {
         &requests_only,
         PipelineConfig::default(),
         false,
+        0,
     );
     assert_eq!(spans.len(), 6);
     assert!(spans
@@ -318,6 +321,52 @@ fn unanswered_streams_time_out() {
         request_timeout: std::time::Duration::from_secs(5),
         ..PipelineConfig::default()
     };
-    let (spans, st) = run_with("grpc", true, 16384, &requests_only, config, true);
+    let (spans, st) = run_with("grpc", true, 16384, &requests_only, config, true, 0);
     assert_eq!((spans.len(), st.timeouts), (6, 6));
+}
+
+/// A connection already open (its preface and first streams unseen), named
+/// HTTP/2 by `--port-protocol`: taken up at the first frame boundary; only
+/// what the HPACK table can still tell is reported, and it is right.
+#[test]
+fn midstream_with_port_protocol_reports_only_the_truth() {
+    let config = PipelineConfig {
+        port_protocols: vec![(8443, L7Protocol::Http2)],
+        ..PipelineConfig::default()
+    };
+    let (all, _) = run("h2load", true, 16384);
+    let (spans, _) = run_with("h2load", true, 16384, &|_| true, config, false, 20);
+    assert!(
+        !spans.is_empty() && spans.len() < all.len(),
+        "{}",
+        spans.len()
+    );
+    for s in &spans {
+        let id = s.request_id.unwrap();
+        if !s.request_resource.is_empty() {
+            assert_eq!(s.request_resource, h2load_path(id));
+        }
+        if !s.request_type.is_empty() {
+            assert_eq!(s.request_type, "GET");
+        }
+        if let Some(code) = s.response_code {
+            assert_eq!(
+                code,
+                if h2load_path(id) == "/missing" {
+                    404
+                } else {
+                    200
+                }
+            );
+        }
+    }
+    eprintln!(
+        "midstream: {} spans, {} with a path, {} with a status",
+        spans.len(),
+        spans
+            .iter()
+            .filter(|s| !s.request_resource.is_empty())
+            .count(),
+        spans.iter().filter(|s| s.response_code.is_some()).count()
+    );
 }
