@@ -296,3 +296,80 @@ fn grpc_python_agrees_with_tshark() {
         assert_eq!(s(sp, "result"), ":status 200");
     }
 }
+
+/// h2c by upgrade: curl sends HTTP/1.1 with `Upgrade: h2c`, Apache answers
+/// `101` and goes on in HTTP/2 on the same connection; the upgraded request
+/// is stream 1, and its span is an HTTP/2 span with the HTTP/1 request's
+/// method and path and the status of stream 1's HEADERS (tshark dissects
+/// the same switch).
+#[test]
+fn h2c_upgrade_apache_agrees_with_tshark() {
+    let _g = serial();
+    let srv = apache_h2c();
+    let port = srv.port;
+    let base = format!("http://127.0.0.1:{port}");
+    let Some((w, replayed, file)) = observe(port, || {
+        for path in ["/index.html", "/nope", "/index.html"] {
+            let out = Command::new("curl")
+                .args(["-s", "--http2", "-o", "/dev/null", "-w", "%{http_version}"])
+                .args(["-H", "X-Request-ID: upgrade-1"])
+                .arg(format!("{base}{path}"))
+                .output()
+                .expect("curl");
+            assert!(out.status.success());
+            assert_eq!(String::from_utf8_lossy(&out.stdout), "2", "upgraded");
+        }
+    }) else {
+        return;
+    };
+    drop(srv);
+    // tshark: the HTTP/1 request per connection, and stream 1's status.
+    let rows = tshark_fields(
+        &file,
+        Some((port, "http")),
+        "http.request || http2.type == 1",
+        &[
+            "tcp.srcport",
+            "tcp.dstport",
+            "http.request.method",
+            "http.request.uri",
+            "http2.streamid",
+            "http2.headers.status",
+        ],
+    );
+    let mut oracle: Facts = BTreeMap::new();
+    for r in &rows {
+        let to_server = r[1] == port.to_string();
+        let client: u64 = if to_server { &r[0] } else { &r[1] }.parse().unwrap();
+        let e = oracle.entry((client, 1)).or_default();
+        if to_server && !r[2].is_empty() {
+            e.0 = r[2].clone();
+            e.1 = r[3].clone();
+        }
+        if !to_server && occurrences(&r[4]).contains(&"1") && !r[5].is_empty() {
+            e.2 = occurrences(&r[5])[0].parse().ok();
+        }
+    }
+    assert_eq!(oracle.len(), 3, "tshark: {rows:?}");
+    assert_eq!(
+        oracle.values().filter(|v| v.2 == Some(404)).count(),
+        1,
+        "{oracle:?}"
+    );
+    let client = live(&w.spans, "http2", "client", port);
+    let server = live(&w.spans, "http2", "server", port);
+    let network: Vec<&Value> = replayed.iter().collect();
+    assert_eq!(ours(&client), oracle, "live client spans vs tshark");
+    assert_eq!(ours(&server), oracle, "live server spans vs tshark");
+    assert_eq!(ours(&network), oracle, "replayed spans vs tshark");
+    check_replay_matches_live(&replayed, &client);
+    check_twins(&client, &server);
+    assert!(network
+        .iter()
+        .all(|sp| s(sp, "x_request_id") == "upgrade-1" && s(sp, "version") == "2"));
+    // The 101s are no spans of their own.
+    assert!(w
+        .spans
+        .iter()
+        .all(|sp| field(sp, "response_code").as_i64() != Some(101)));
+}

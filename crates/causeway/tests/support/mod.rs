@@ -853,3 +853,36 @@ pub fn percent_decode(s: &str) -> String {
     }
     String::from_utf8_lossy(&out).into_owned()
 }
+
+/// Apache 2.4 with mod_http2 answering HTTP/1.1 `Upgrade: h2c` requests
+/// with `101` and HTTP/2 (`Protocols h2c http/1.1`), in the foreground,
+/// serving `index.html`. Its workers run as www-data, as Debian's apache2
+/// requires.
+pub fn apache_h2c() -> Server {
+    let port = free_port();
+    let dir = temp_dir(&format!("apache-{port}"));
+    let www = dir.join("www");
+    std::fs::create_dir_all(&www).expect("www");
+    std::fs::write(www.join("index.html"), "hello from apache over h2c\n").expect("file");
+    let conf = format!(
+        "ServerRoot /usr/lib/apache2\n\
+         LoadModule mpm_event_module modules/mod_mpm_event.so\n\
+         LoadModule http2_module modules/mod_http2.so\n\
+         LoadModule authz_core_module modules/mod_authz_core.so\n\
+         Listen 127.0.0.1:{port}\nServerName localhost\nPidFile {d}/httpd.pid\n\
+         ErrorLog {d}/error.log\nDocumentRoot {www}\nUser www-data\nGroup www-data\n\
+         Protocols h2c http/1.1\n",
+        d = dir.display(),
+        www = www.display(),
+    );
+    std::fs::write(dir.join("httpd.conf"), conf).expect("conf");
+    let child = Command::new("apache2")
+        .arg("-f")
+        .arg(dir.join("httpd.conf"))
+        .arg("-DFOREGROUND")
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("apache2 (scripts/setup installs it)");
+    wait_for_port(port);
+    Server { child, port }
+}
