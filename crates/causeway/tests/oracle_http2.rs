@@ -170,14 +170,17 @@ fn h2c_nginx_curl_and_h2load_agree_with_tshark() {
 
 /// The same requests over h2c and over TLS with ALPN h2 give the same
 /// spans (TLS seen as plaintext through the OpenSSL uprobes of curl and
-/// nginx), and curl itself reports HTTP/2 with those statuses.
+/// nginx), curl itself reports HTTP/2 with those statuses, and tshark,
+/// decrypting with curl's key log, dissects the same streams.
 #[test]
 fn https_h2_through_openssl_equals_h2c() {
     let _g = serial();
     let (_srv, plain, tls) = nginx_h2();
+    let keylog = temp_dir(&format!("keylog-{tls}")).join("keys.log");
     let Some(watch) = Watch::start(&["--payload-cap", "16384"]) else {
         return;
     };
+    let tshark = Tshark::start(tls);
     // One curl per request (curl 7.88 cannot reuse a prior-knowledge
     // connection).
     let session = |url: String, extra: &str| -> Vec<String> {
@@ -185,6 +188,7 @@ fn https_h2_through_openssl_equals_h2c() {
             .iter()
             .map(|path| {
                 let out = Command::new("curl")
+                    .env("SSLKEYLOGFILE", &keylog)
                     .args(["-sk", extra, "-o", "/dev/null", "-w"])
                     .arg("%{http_version} %{response_code}")
                     .arg(format!("{url}{path}"))
@@ -202,6 +206,7 @@ fn https_h2_through_openssl_equals_h2c() {
     let secret = session(format!("https://127.0.0.1:{tls}"), "--http2");
     assert_eq!(clear, ["2 200", "2 404", "2 200"]);
     assert_eq!(secret, clear, "curl negotiated h2 over TLS");
+    let file = tshark.stop();
     let w = watch.stop();
     assert_eq!(w.lost, 0, "{}", w.stats_line);
     let facts = |sp: &&Value| {
@@ -214,20 +219,31 @@ fn https_h2_through_openssl_equals_h2c() {
             s(sp, "version").to_owned(),
         )
     };
+    let oracle: Facts = tshark_h2_streams_with(
+        &file,
+        tls,
+        &[
+            "-d".into(),
+            format!("tcp.port=={tls},tls"),
+            "-o".into(),
+            format!("tls.keylog_file:{}", keylog.display()),
+        ],
+    )
+    .into_iter()
+    .map(|(k, t)| (k, (t.method, t.path, t.status, String::new())))
+    .collect();
+    assert_eq!(oracle.len(), 3, "tshark decrypted: {oracle:?}");
     for (op, comm) in [("client", "curl"), ("server", "nginx")] {
         let a: Vec<_> = spans_of(&w.spans, "http2", op, comm, plain)
             .iter()
             .map(facts)
             .collect();
-        let b: Vec<_> = spans_of(&w.spans, "http2", op, comm, tls)
-            .iter()
-            .map(facts)
-            .collect();
+        let secret = spans_of(&w.spans, "http2", op, comm, tls);
+        let b: Vec<_> = secret.iter().map(facts).collect();
         assert_eq!(a.len(), 3, "{op} h2c spans: {:#?}", w.spans);
         assert_eq!(a, b, "{op}: h2 over TLS equals h2c");
-        assert!(spans_of(&w.spans, "http2", op, comm, tls)
-            .iter()
-            .all(|sp| field(sp, "is_tls") == true));
+        assert!(secret.iter().all(|sp| field(sp, "is_tls") == true));
+        assert_eq!(ours(&secret), oracle, "{op} TLS spans vs tshark");
     }
 }
 

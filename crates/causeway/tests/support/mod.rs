@@ -778,11 +778,25 @@ pub fn tshark_h2_streams(
     file: &Path,
     port: u16,
 ) -> std::collections::BTreeMap<(u64, u64), H2Stream> {
+    tshark_h2_streams_with(
+        file,
+        port,
+        &["-d".into(), format!("tcp.port=={port},http2")],
+    )
+}
+
+/// [`tshark_h2_streams`] with the given dissection options (for TLS: decode
+/// the port as `tls` and name the key log file).
+pub fn tshark_h2_streams_with(
+    file: &Path,
+    port: u16,
+    options: &[String],
+) -> std::collections::BTreeMap<(u64, u64), H2Stream> {
     let out = run_ok(
         Command::new("tshark")
             .arg("-r")
             .arg(file)
-            .args(["-d", &format!("tcp.port=={port},http2")])
+            .args(options)
             .args(["-Y", "http2.type == 1", "-T", "json", "--no-duplicate-keys"]),
     );
     let packets: Value = serde_json::from_str(&out).expect("tshark JSON");
