@@ -130,6 +130,12 @@ pub struct Stats {
     pub interim_responses: u64,
     /// Messages outside any exchange (a server greeting).
     pub unpaired_messages: u64,
+    /// HTTP/2: times a direction lost its frame boundaries (a frame header
+    /// past the captured prefix of a syscall).
+    pub h2_framing_lost: u64,
+    /// HTTP/2: header blocks cut by the capture cap (decoded up to the cut;
+    /// the connection's HPACK table is then partly unknown).
+    pub h2_header_blocks_cut: u64,
 }
 
 #[derive(Debug, Default)]
@@ -157,6 +163,8 @@ struct SocketState {
     /// thread that wrote a request may return after another has read the
     /// answer. Each waits briefly for a request sent before it.
     early: VecDeque<Message>,
+    /// HTTP/2 streams and framing, once the socket speaks it.
+    h2: Option<Box<h2::H2Conn>>,
     last_ns: u64,
 }
 
@@ -289,6 +297,7 @@ impl Pipeline {
                     while let Some(req) = s.pending.pop_front() {
                         core.emit(req, None, sink);
                     }
+                    core.h2_close_all(&mut s, sink);
                     core.stats.orphan_responses += s.early.len() as u64;
                 }
             }
@@ -332,6 +341,7 @@ impl Pipeline {
                         core.stats.pending_dropped += 1;
                     }
                 }
+                core.h2_expire(s, slot, expired, sink);
             }
         }
     }
@@ -374,6 +384,7 @@ impl Pipeline {
             }
             let forget = s.pending.is_empty()
                 && s.early.is_empty()
+                && s.h2.as_ref().is_none_or(|h| h.streams.is_empty())
                 && s.current.iter().all(Option::is_none)
                 && now_ns.saturating_sub(s.last_ns) >= evict;
             !forget
@@ -432,6 +443,10 @@ impl Core {
     }
 
     fn assemble(&mut self, s: &mut SocketState, e: &DataEvent<'_>, sink: &mut dyn SpanSink) {
+        if s.h2.is_some() {
+            self.h2_feed(s, e, 0, sink);
+            return;
+        }
         let d = dir_index(e.direction);
         // The other side speaking ends its message, unless that message
         // still awaits bytes it announced (a request body after 100 Continue)
@@ -546,6 +561,11 @@ impl Core {
         let total = e.total_len as u64;
         let d = dir_index(e.direction);
         while offset < total {
+            if s.h2.is_some() {
+                // The rest is HTTP/2 (after an h2c upgrade's 101).
+                self.h2_feed(s, e, offset, sink);
+                return;
+            }
             // Bytes past the captured prefix cannot be parsed.
             let Some(buf) = e.payload.get(offset as usize..).filter(|b| !b.is_empty()) else {
                 return;
@@ -600,6 +620,11 @@ impl Core {
                 self.not_recognised(s);
                 return;
             };
+            if matches!(protocol, L7Protocol::Http2 | L7Protocol::Grpc) {
+                self.h2_start(s, e, offset);
+                self.h2_feed(s, e, offset, sink);
+                return;
+            }
             let head_request = kind == MessageKind::Response
                 && s.pending.front().is_some_and(|r| r.head.bodiless_response);
             let avail = total - offset;
@@ -768,6 +793,18 @@ impl Core {
                     return;
                 }
                 if m.head.upgrade {
+                    // h2c: the upgraded request is stream 1 of the HTTP/2
+                    // connection that starts after this 101; no span for the
+                    // 101 itself. Any other upgrade leaves HTTP.
+                    let h2c = s
+                        .pending
+                        .iter()
+                        .position(|r| r.direction != m.direction && r.head.upgrade_h2c);
+                    if let Some(req) = h2c.and_then(|i| s.pending.remove(i)) {
+                        s.protocol = Some(L7Protocol::Http2);
+                        s.h2 = Some(Box::new(h2::H2Conn::upgraded(req.direction, req)));
+                        return;
+                    }
                     s.opaque = true;
                 }
                 // A final answer before the request's announced body was
@@ -919,6 +956,8 @@ impl EventSink for ProbeDriver<'_> {
         self.pipeline.note_decode_error();
     }
 }
+
+mod h2;
 
 #[cfg(test)]
 mod tests;

@@ -15,8 +15,11 @@
 
 pub mod dns;
 pub mod endpoint;
+pub mod grpc;
 pub mod head;
+pub mod hpack;
 pub mod http1;
+pub mod http2;
 pub mod infer;
 pub mod mqtt;
 pub mod mysql;

@@ -98,19 +98,19 @@ impl<'a> TraceHeader<'a> {
 
 /// Raw trace header values as found, first occurrence of each.
 #[derive(Default)]
-pub(super) struct Candidates<'a> {
-    pub(super) traceparent: Option<&'a str>,
-    pub(super) b3: Option<&'a str>,
-    pub(super) b3_trace: Option<&'a str>,
-    pub(super) b3_span: Option<&'a str>,
-    pub(super) b3_parent: Option<&'a str>,
-    pub(super) uber: Option<&'a str>,
-    pub(super) sw8: Option<&'a str>,
+pub(crate) struct Candidates<'a> {
+    pub(crate) traceparent: Option<&'a str>,
+    pub(crate) b3: Option<&'a str>,
+    pub(crate) b3_trace: Option<&'a str>,
+    pub(crate) b3_span: Option<&'a str>,
+    pub(crate) b3_parent: Option<&'a str>,
+    pub(crate) uber: Option<&'a str>,
+    pub(crate) sw8: Option<&'a str>,
 }
 
 impl<'a> Candidates<'a> {
     /// Picks the first valid header in precedence order.
-    pub(super) fn select(&self) -> TraceHeader<'a> {
+    pub(crate) fn select(&self) -> TraceHeader<'a> {
         if let Some(v) = self.traceparent.filter(|v| valid_traceparent(v)) {
             return TraceHeader::TraceParent(v);
         }
