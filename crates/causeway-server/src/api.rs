@@ -269,6 +269,10 @@ pub fn span_query(
     let service = text_param(&mut p, "service")?.map(|s| dict.id(TagKind::Service, &s));
     let process = text_param(&mut p, "process")?.map(|s| dict.id(TagKind::Process, &s));
     let endpoint = text_param(&mut p, "endpoint")?;
+    let port = p
+        .number("port")?
+        .map(|n| u16::try_from(n).map_err(|_| bad(format!("port={n}: at most 65535"))))
+        .transpose()?;
     let trace_id = text_param(&mut p, "trace_id")?;
     let min_duration_us = p.duration("min_duration")?.map(|d| d.as_micros() as u64);
     let limit = p.number("limit")?.unwrap_or(100);
@@ -297,6 +301,7 @@ pub fn span_query(
         service,
         process,
         endpoint,
+        port,
         min_duration_us,
         before,
         trace_id,
@@ -453,6 +458,7 @@ mod tests {
             (vec![("since", "5m"), ("from", "1")], "not both"),
             (vec![("from", "10"), ("to", "5")], "empty"),
             (vec![("cursor", "x")], "cursor"),
+            (vec![("port", "70000")], "port"),
             (vec![("colour", "red")], "colour"),
         ] {
             let e = q(&bad).unwrap_err();

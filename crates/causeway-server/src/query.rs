@@ -34,6 +34,8 @@ pub struct SpanQuery {
     pub process: Option<u64>,
     /// A substring of the endpoint or of the resource.
     pub endpoint: Option<String>,
+    /// The server's port.
+    pub port: Option<u16>,
     pub min_duration_us: Option<u64>,
     /// A keyset page: only spans strictly older than this (start, id).
     pub before: Option<(u64, u64)>,
@@ -72,6 +74,9 @@ impl SpanQuery {
                 d.contains("endpoint", &lit),
                 d.contains("request_resource", &lit)
             );
+        }
+        if let Some(port) = self.port {
+            let _ = write!(w, " AND dst_port = {port}");
         }
         if let Some(min) = self.min_duration_us {
             let _ = write!(w, " AND duration_us >= {min}");
@@ -187,6 +192,7 @@ mod tests {
             service: Some(5),
             process: Some(6),
             endpoint: Some("x' OR 1=1 --".into()),
+            port: Some(80),
             min_duration_us: Some(7),
             before: Some((8, 9)),
             trace_id: None,
@@ -199,7 +205,7 @@ mod tests {
              AND observation_point = 1 AND (service_0 = 5 OR service_1 = 5) \
              AND (process_0 = 6 OR process_1 = 6) \
              AND (contains(endpoint, 'x'' OR 1=1 --') OR contains(request_resource, 'x'' OR 1=1 --')) \
-             AND duration_us >= 7 AND (start_time_us < 8 OR (start_time_us = 8 AND id < 9))"
+             AND dst_port = 80 AND duration_us >= 7 AND (start_time_us < 8 OR (start_time_us = 8 AND id < 9))"
         );
         assert!(q.sql("spans", &Plain).ends_with("LIMIT 10"));
     }

@@ -50,6 +50,9 @@ struct SpanArgs {
     /// A substring of the endpoint or the resource.
     #[arg(long)]
     endpoint: Option<String>,
+    /// The server's port.
+    #[arg(long)]
+    port: Option<u16>,
     #[arg(long)]
     trace_id: Option<String>,
     /// e.g. 10ms.
@@ -153,6 +156,9 @@ pub fn run(args: QueryArgs) -> Result<()> {
                 if let Some(v) = v {
                     params.push((k, v.clone()));
                 }
+            }
+            if let Some(port) = a.port {
+                params.push(("port", port.to_string()));
             }
             let mut spans = Vec::new();
             let mut cursor: Option<String> = None;
