@@ -25,10 +25,11 @@ use crate::message::{
 use causeway_bpf::{DecodeError, EventSink};
 use causeway_l7::infer::MessageKind;
 use causeway_model::{
-    DataEvent, Direction, L7Protocol, ObservationPoint, ResponseStatus, SocketEvent, SocketRole,
-    Span,
+    Comm, DataEvent, Direction, FiveTuple, L4Protocol, L7Protocol, ObservationPoint,
+    ResponseStatus, SocketEvent, SocketRole, Span,
 };
 use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::net::SocketAddr;
 use std::time::Duration;
 
 /// Where finished spans go.
@@ -154,6 +155,8 @@ struct SocketState {
     domain: String,
     /// The MQTT version its CONNECT named.
     mqtt_version: Option<causeway_l7::mqtt::Version>,
+    /// Its endpoints, once listed in [`Core::endpoints`].
+    endpoint: Option<FiveTuple>,
     /// The message in progress per direction (index: [`dir_index`]).
     current: [Option<Message>; 2],
     /// Requests waiting for their response, oldest first.
@@ -215,6 +218,9 @@ struct Core {
     slots: VecDeque<(u64, Vec<u64>)>,
     /// Socket ids over all slots.
     slot_entries: usize,
+    /// The process behind each local socket by (transport, local, remote):
+    /// a span's other end, when it is a process on this host too.
+    endpoints: HashMap<(L4Protocol, SocketAddr, SocketAddr), (u32, Comm)>,
 }
 
 impl Pipeline {
@@ -227,6 +233,7 @@ impl Pipeline {
                 stats: Stats::default(),
                 slots: VecDeque::new(),
                 slot_entries: 0,
+                endpoints: HashMap::new(),
             },
             last_sweep_ns: 0,
         }
@@ -270,6 +277,12 @@ impl Pipeline {
                     if s.tls && !e.is_tls {
                         return;
                     }
+                    if s.endpoint.is_none() && core.config.observation_point.is_none() {
+                        let t = e.tuple;
+                        core.endpoints
+                            .insert((t.l4, t.local, t.remote), (e.pid, e.comm));
+                        s.endpoint = Some(t);
+                    }
                     if !s.opaque {
                         core.assemble(s, &e, sink);
                     }
@@ -289,6 +302,7 @@ impl Pipeline {
             SocketEvent::Close(c) => {
                 core.stats.sockets_closed += 1;
                 if let Some(mut s) = self.sockets.remove(&c.socket_id) {
+                    core.forget_endpoint(&s);
                     for d in 0..2 {
                         if let Some(m) = s.current[d].take() {
                             core.finish(&mut s, m, sink);
@@ -387,6 +401,9 @@ impl Pipeline {
                 && s.h2.as_ref().is_none_or(|h| h.streams.is_empty())
                 && s.current.iter().all(Option::is_none)
                 && now_ns.saturating_sub(s.last_ns) >= evict;
+            if forget {
+                core.forget_endpoint(s);
+            }
             !forget
         });
     }
@@ -406,6 +423,12 @@ impl Core {
             l4: e.tuple.l4,
             pb,
             mqtt: s.mqtt_version,
+        }
+    }
+
+    fn forget_endpoint(&mut self, s: &SocketState) {
+        if let Some(t) = s.endpoint {
+            self.endpoints.remove(&(t.l4, t.local, t.remote));
         }
     }
 
@@ -880,12 +903,21 @@ impl Core {
             }
         };
         let rh = resp.as_ref().map(|r| &r.head);
+        let t = req.tuple;
+        let (peer_pid, peer_comm) = self
+            .endpoints
+            .get(&(t.l4, t.remote, t.local))
+            .map_or((0, String::new()), |(pid, comm)| {
+                (*pid, comm.as_str().to_owned())
+            });
         let span = Span {
             protocol: req.protocol,
             version: req.head.version.clone(),
             observation_point,
             pid: req.pid,
             comm: req.comm.as_str().to_owned(),
+            peer_pid,
+            peer_comm,
             tid_req: req.tid,
             tid_resp: resp.as_ref().map_or(0, |r| r.tid),
             coroutine_id_req: req.coroutine_id,
