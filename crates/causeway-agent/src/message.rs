@@ -4,7 +4,7 @@
 //! later syscalls of the same message only add to its length and end time.
 
 use causeway_l7::infer::MessageKind;
-use causeway_l7::{dns, http1, mqtt, mysql, postgresql, protobuf_rpc, redis, Head};
+use causeway_l7::{dns, http1, kafka, mqtt, mysql, postgresql, protobuf_rpc, redis, Head};
 use causeway_model::{
     Comm, DataEvent, Direction, FiveTuple, L4Protocol, L7Protocol, ResponseStatus,
 };
@@ -89,6 +89,12 @@ pub struct ParseContext {
     pub pb: protobuf_rpc::Config,
     /// The MQTT version the connection's CONNECT named.
     pub mqtt: Option<mqtt::Version>,
+    /// For a Kafka response: the API (key and version) of the request with
+    /// its correlation id, which decides the response's layout.
+    pub kafka: Option<kafka::RequestApi>,
+    /// Either end of the socket is Kafka's port (9092): a hint that lets
+    /// inference believe a broker's response, which alone says too little.
+    pub kafka_port: bool,
 }
 
 impl Default for ParseContext {
@@ -97,6 +103,8 @@ impl Default for ParseContext {
             l4: L4Protocol::Tcp,
             pb: protobuf_rpc::BAIDU_STD,
             mqtt: None,
+            kafka: None,
+            kafka_port: false,
         }
     }
 }
@@ -177,6 +185,12 @@ pub fn parse_head(
         L7Protocol::Mqtt => mqtt::parse_with_version(payload, kind, ctx.mqtt)
             .map(MessageHead::from)
             .map_err(HeadError::Parse),
+        L7Protocol::Kafka => match kind {
+            MessageKind::Request => kafka::parse_request(payload),
+            MessageKind::Response => kafka::parse_response(payload, ctx.kafka),
+        }
+        .map(MessageHead::from)
+        .map_err(HeadError::Parse),
         _ => Err(HeadError::Unsupported),
     }
 }
@@ -205,6 +219,16 @@ pub fn infer_protocol(
     if protobuf_rpc::is_header_alone(payload) {
         // Read apart from its meta: the socket's role tells the kind.
         return Some((L7Protocol::ProtobufRpc, None));
+    }
+    // Kafka requests: a length that matches, a known API and version, a
+    // sane client id and, for the common APIs, a body that fits; on
+    // Kafka's port a broker's responses are believed too (a connection
+    // older than the agent).
+    if let Some(kind) = kafka::infer(payload) {
+        return Some((L7Protocol::Kafka, Some(kind)));
+    }
+    if ctx.kafka_port && kafka::looks_like_response(payload) {
+        return Some((L7Protocol::Kafka, Some(MessageKind::Response)));
     }
     if let Some(kind) = postgresql::infer(payload) {
         return Some((L7Protocol::Postgresql, Some(kind)));
@@ -255,6 +279,7 @@ pub fn ends_message(protocol: L7Protocol, kind: MessageKind, payload: &[u8]) -> 
         L7Protocol::Postgresql => postgresql::ends_message(payload, kind),
         L7Protocol::Dns => dns::ends_message(payload, kind),
         L7Protocol::Mqtt => mqtt::ends_message(payload, kind),
+        L7Protocol::Kafka => kafka::ends_message(payload, kind),
         _ => false,
     }
 }

@@ -18,6 +18,7 @@ pub mod endpoint;
 pub mod head;
 pub mod http1;
 pub mod infer;
+pub mod kafka;
 pub mod mqtt;
 pub mod mysql;
 pub mod postgresql;
