@@ -431,6 +431,58 @@ mod tests {
         assert!(h.upgrade && !h.interim);
     }
 
+    /// The first client chunk of each connection in a recording of
+    /// kafka-python and tansu (`.rec`: direction, connection, u32 length,
+    /// bytes), and the first server chunk.
+    fn kafka_firsts(rec: &[u8]) -> Vec<(u8, Vec<u8>)> {
+        let mut seen = Vec::new();
+        let mut out = Vec::new();
+        let mut b = rec;
+        while b.len() >= 6 {
+            let n = u32::from_be_bytes([b[2], b[3], b[4], b[5]]) as usize;
+            if !seen.contains(&(b[0], b[1])) {
+                seen.push((b[0], b[1]));
+                out.push((b[0], b[6..6 + n].to_vec()));
+            }
+            b = &b[6 + n..];
+        }
+        out
+    }
+
+    #[test]
+    fn kafka_is_inferred_before_the_other_binary_protocols() {
+        let recs: [&[u8]; 3] = [
+            include_bytes!("../../causeway-l7/tests/fixtures/kafka/consume_group.rec"),
+            include_bytes!("../../causeway-l7/tests/fixtures/kafka/v2_5_produce_acks.rec"),
+            include_bytes!("../../causeway-l7/tests/fixtures/kafka/raw_requests.rec"),
+        ];
+        let ctx = ParseContext::default();
+        let hinted = ParseContext {
+            kafka_port: true,
+            ..ParseContext::default()
+        };
+        let mut n = 0;
+        for rec in recs {
+            for (dir, bytes) in kafka_firsts(rec) {
+                let b = &bytes[..bytes.len().min(1024)];
+                if dir == b'C' {
+                    let want = Some((L7Protocol::Kafka, Some(MessageKind::Request)));
+                    assert_eq!(infer_protocol(b, &ctx), want);
+                    assert_eq!(infer_protocol(b, &hinted), want);
+                    n += 1;
+                } else {
+                    // A broker's answer says Kafka only on Kafka's port.
+                    assert_eq!(infer_protocol(b, &ctx), None);
+                    assert_eq!(
+                        infer_protocol(b, &hinted),
+                        Some((L7Protocol::Kafka, Some(MessageKind::Response)))
+                    );
+                }
+            }
+        }
+        assert!(n >= 10, "{n}");
+    }
+
     #[test]
     fn garbage_is_a_typed_error() {
         let e = parse_head(
