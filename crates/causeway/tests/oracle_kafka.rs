@@ -399,7 +399,13 @@ fn live_tansu_and_kafka_python_agree_with_tshark() {
         if std::env::var("CAUSEWAY_REQUIRE_TANSU").as_deref() == Ok("1") {
             panic!("{notice} CAUSEWAY_REQUIRE_TANSU=1 makes this a failure.");
         }
-        eprintln!("\n{}\n!!! {notice}\n{}\n", "!".repeat(100), "!".repeat(100));
+        // Straight to the process's stderr: the test harness captures
+        // `eprintln!` of passing tests, and this must be seen.
+        let bar = "!".repeat(100);
+        let _ = std::io::Write::write_all(
+            &mut std::io::stderr(),
+            format!("\n{bar}\n!!! {notice}\n{bar}\n").as_bytes(),
+        );
         return;
     };
     let srv = tansu(&bin);
