@@ -4,7 +4,7 @@
 //! later syscalls of the same message only add to its length and end time.
 
 use causeway_l7::infer::MessageKind;
-use causeway_l7::{dns, http1, http2, mqtt, mysql, postgresql, protobuf_rpc, redis, Head};
+use causeway_l7::{dns, http1, http2, kafka, mqtt, mysql, postgresql, protobuf_rpc, redis, Head};
 use causeway_model::{
     Comm, DataEvent, Direction, FiveTuple, L4Protocol, L7Protocol, ResponseStatus,
 };
@@ -91,6 +91,12 @@ pub struct ParseContext {
     pub pb: protobuf_rpc::Config,
     /// The MQTT version the connection's CONNECT named.
     pub mqtt: Option<mqtt::Version>,
+    /// For a Kafka response: the API (key and version) of the request with
+    /// its correlation id, which decides the response's layout.
+    pub kafka: Option<kafka::RequestApi>,
+    /// Either end of the socket is Kafka's port (9092): a hint that lets
+    /// inference believe a broker's response, which alone says too little.
+    pub kafka_port: bool,
 }
 
 impl Default for ParseContext {
@@ -99,6 +105,8 @@ impl Default for ParseContext {
             l4: L4Protocol::Tcp,
             pb: protobuf_rpc::BAIDU_STD,
             mqtt: None,
+            kafka: None,
+            kafka_port: false,
         }
     }
 }
@@ -182,6 +190,12 @@ pub fn parse_head(
         L7Protocol::Mqtt => mqtt::parse_with_version(payload, kind, ctx.mqtt)
             .map(MessageHead::from)
             .map_err(HeadError::Parse),
+        L7Protocol::Kafka => match kind {
+            MessageKind::Request => kafka::parse_request(payload),
+            MessageKind::Response => kafka::parse_response(payload, ctx.kafka),
+        }
+        .map(MessageHead::from)
+        .map_err(HeadError::Parse),
         _ => Err(HeadError::Unsupported),
     }
 }
@@ -214,6 +228,16 @@ pub fn infer_protocol(
     if protobuf_rpc::is_header_alone(payload) {
         // Read apart from its meta: the socket's role tells the kind.
         return Some((L7Protocol::ProtobufRpc, None));
+    }
+    // Kafka requests: a length that matches, a known API and version, a
+    // sane client id and, for the common APIs, a body that fits; on
+    // Kafka's port a broker's responses are believed too (a connection
+    // older than the agent).
+    if let Some(kind) = kafka::infer(payload) {
+        return Some((L7Protocol::Kafka, Some(kind)));
+    }
+    if ctx.kafka_port && kafka::looks_like_response(payload) {
+        return Some((L7Protocol::Kafka, Some(MessageKind::Response)));
     }
     if let Some(kind) = postgresql::infer(payload) {
         return Some((L7Protocol::Postgresql, Some(kind)));
@@ -264,6 +288,7 @@ pub fn ends_message(protocol: L7Protocol, kind: MessageKind, payload: &[u8]) -> 
         L7Protocol::Postgresql => postgresql::ends_message(payload, kind),
         L7Protocol::Dns => dns::ends_message(payload, kind),
         L7Protocol::Mqtt => mqtt::ends_message(payload, kind),
+        L7Protocol::Kafka => kafka::ends_message(payload, kind),
         _ => false,
     }
 }
@@ -413,6 +438,58 @@ mod tests {
         )
         .unwrap();
         assert!(h.upgrade && !h.interim);
+    }
+
+    /// The first client chunk of each connection in a recording of
+    /// kafka-python and tansu (`.rec`: direction, connection, u32 length,
+    /// bytes), and the first server chunk.
+    fn kafka_firsts(rec: &[u8]) -> Vec<(u8, Vec<u8>)> {
+        let mut seen = Vec::new();
+        let mut out = Vec::new();
+        let mut b = rec;
+        while b.len() >= 6 {
+            let n = u32::from_be_bytes([b[2], b[3], b[4], b[5]]) as usize;
+            if !seen.contains(&(b[0], b[1])) {
+                seen.push((b[0], b[1]));
+                out.push((b[0], b[6..6 + n].to_vec()));
+            }
+            b = &b[6 + n..];
+        }
+        out
+    }
+
+    #[test]
+    fn kafka_is_inferred_before_the_other_binary_protocols() {
+        let recs: [&[u8]; 3] = [
+            include_bytes!("../../causeway-l7/tests/fixtures/kafka/consume_group.rec"),
+            include_bytes!("../../causeway-l7/tests/fixtures/kafka/v2_5_produce_acks.rec"),
+            include_bytes!("../../causeway-l7/tests/fixtures/kafka/raw_requests.rec"),
+        ];
+        let ctx = ParseContext::default();
+        let hinted = ParseContext {
+            kafka_port: true,
+            ..ParseContext::default()
+        };
+        let mut n = 0;
+        for rec in recs {
+            for (dir, bytes) in kafka_firsts(rec) {
+                let b = &bytes[..bytes.len().min(1024)];
+                if dir == b'C' {
+                    let want = Some((L7Protocol::Kafka, Some(MessageKind::Request)));
+                    assert_eq!(infer_protocol(b, &ctx), want);
+                    assert_eq!(infer_protocol(b, &hinted), want);
+                    n += 1;
+                } else {
+                    // A broker's answer says Kafka only on Kafka's port.
+                    assert_eq!(infer_protocol(b, &ctx), None);
+                    assert_eq!(
+                        infer_protocol(b, &hinted),
+                        Some((L7Protocol::Kafka, Some(MessageKind::Response)))
+                    );
+                }
+            }
+        }
+        assert!(n >= 10, "{n}");
     }
 
     #[test]

@@ -20,7 +20,8 @@
 use crate::clock::WallClock;
 use crate::filter::EventFilter;
 use crate::message::{
-    ends_message, infer_protocol, kind_in_bytes, parse_head, HeadError, Message, ParseContext,
+    ends_message, infer_protocol, kind_in_bytes, parse_head, HeadError, Message, MessageHead,
+    ParseContext,
 };
 use causeway_bpf::{DecodeError, EventSink};
 use causeway_l7::infer::MessageKind;
@@ -157,6 +158,10 @@ struct SocketState {
     mqtt_version: Option<causeway_l7::mqtt::Version>,
     /// Its endpoints, once listed in [`Core::endpoints`].
     endpoint: Option<FiveTuple>,
+    /// Kafka requests waiting for their response, oldest first: correlation
+    /// id and API (key, version). A response's layout depends on the API
+    /// it answers, which only its correlation id tells.
+    kafka_requests: VecDeque<(i32, causeway_l7::kafka::RequestApi)>,
     /// The message in progress per direction (index: [`dir_index`]).
     current: [Option<Message>; 2],
     /// Requests waiting for their response, oldest first.
@@ -419,10 +424,49 @@ impl Core {
             .iter()
             .find(|(p, _)| *p == l || *p == r)
             .map_or(causeway_l7::protobuf_rpc::BAIDU_STD, |(_, c)| *c);
+        let kafka_port = [l, r].contains(&causeway_l7::kafka::DEFAULT_PORT);
         ParseContext {
             l4: e.tuple.l4,
             pb,
             mqtt: s.mqtt_version,
+            kafka: None,
+            kafka_port,
+        }
+    }
+
+    /// [`Core::ctx`] for parsing the message at the start of `buf`: a Kafka
+    /// response gets the API of the request it answers.
+    fn head_ctx(
+        &self,
+        e: &DataEvent<'_>,
+        s: &SocketState,
+        protocol: L7Protocol,
+        kind: MessageKind,
+        buf: &[u8],
+    ) -> ParseContext {
+        let mut ctx = self.ctx(e, s);
+        if protocol == L7Protocol::Kafka && kind == MessageKind::Response {
+            let corr = causeway_l7::kafka::correlation_id(buf, kind);
+            ctx.kafka = s
+                .kafka_requests
+                .iter()
+                .find(|(c, _)| Some(*c) == corr)
+                .map(|(_, api)| *api);
+        }
+        ctx
+    }
+
+    /// A Kafka request that expects an answer: its API is kept until the
+    /// answer comes (bounded like the requests waiting).
+    fn note_kafka_request(&self, s: &mut SocketState, buf: &[u8], head: &MessageHead) {
+        if head.unpaired {
+            return;
+        }
+        if let Some(req) = causeway_l7::kafka::request_header(buf) {
+            if s.kafka_requests.len() >= self.config.max_pending_per_socket {
+                s.kafka_requests.pop_front();
+            }
+            s.kafka_requests.push_back(req);
         }
     }
 
@@ -509,9 +553,13 @@ impl Core {
                         }
                     }
                 }
-                match parse_head(m.protocol, m.kind, &head_bytes, false, &self.ctx(e, s)) {
+                let ctx = self.head_ctx(e, s, m.protocol, m.kind, &head_bytes);
+                match parse_head(m.protocol, m.kind, &head_bytes, false, &ctx) {
                     Ok(head) => {
                         self.stats.messages += 1;
+                        if m.protocol == L7Protocol::Kafka && m.kind == MessageKind::Request {
+                            self.note_kafka_request(s, &head_bytes, &head);
+                        }
                         m.head = head;
                     }
                     Err(HeadError::Parse(causeway_l7::ParseError::Incomplete))
@@ -651,8 +699,14 @@ impl Core {
             let head_request = kind == MessageKind::Response
                 && s.pending.front().is_some_and(|r| r.head.bodiless_response);
             let avail = total - offset;
-            let head = match parse_head(protocol, kind, buf, head_request, &self.ctx(e, s)) {
-                Ok(h) => h,
+            let ctx = self.head_ctx(e, s, protocol, kind, buf);
+            let head = match parse_head(protocol, kind, buf, head_request, &ctx) {
+                Ok(h) => {
+                    if protocol == L7Protocol::Kafka && kind == MessageKind::Request {
+                        self.note_kafka_request(s, buf, &h);
+                    }
+                    h
+                }
                 Err(HeadError::Parse(causeway_l7::ParseError::Incomplete))
                     if buf.len() as u64 == avail && buf.len() <= MAX_DEFERRED_HEAD =>
                 {
@@ -841,6 +895,17 @@ impl Core {
                 {
                     if let Some(r) = s.current[req_dir].take() {
                         s.pending.push_back(r);
+                    }
+                }
+                if m.protocol == L7Protocol::Kafka {
+                    // Answered: its API is no longer needed.
+                    let corr = m.head.request_id;
+                    if let Some(i) = s
+                        .kafka_requests
+                        .iter()
+                        .position(|(c, _)| Some(u64::from(*c as u32)) == corr)
+                    {
+                        s.kafka_requests.remove(i);
                     }
                 }
                 // Protocols that may answer out of order name the request

@@ -21,6 +21,7 @@ pub mod hpack;
 pub mod http1;
 pub mod http2;
 pub mod infer;
+pub mod kafka;
 pub mod mqtt;
 pub mod mysql;
 pub mod postgresql;

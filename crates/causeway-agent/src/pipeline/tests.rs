@@ -639,3 +639,119 @@ fn an_mqtt_broker_reading_the_fixed_header_a_byte_at_a_time() {
     // The client's DISCONNECT answers nothing and waits for nothing.
     assert_eq!(st.unpaired_messages, 1);
 }
+
+/// Kafka Metadata v9 requests (flexible) for topic `nope`, correlation ids 5
+/// and 6, client id `cli`; and their responses: 5 says
+/// UNKNOWN_TOPIC_OR_PARTITION, 6 no error.
+const KAFKA_REQ_5: &[u8] = b"\x00\x00\x00\x19\x00\x03\x00\x09\x00\x00\x00\x05\x00\x03\x63\x6c\x69\x00\x02\x05\x6e\x6f\x70\x65\x00\x01\x00\x00\x00";
+const KAFKA_REQ_6: &[u8] = b"\x00\x00\x00\x19\x00\x03\x00\x09\x00\x00\x00\x06\x00\x03\x63\x6c\x69\x00\x02\x05\x6e\x6f\x70\x65\x00\x01\x00\x00\x00";
+const KAFKA_RESP_5: &[u8] = b"\x00\x00\x00\x23\x00\x00\x00\x05\x00\x00\x00\x00\x00\x01\x00\xff\xff\xff\xff\x02\x00\x03\x05\x6e\x6f\x70\x65\x00\x01\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00";
+const KAFKA_RESP_6: &[u8] = b"\x00\x00\x00\x23\x00\x00\x00\x06\x00\x00\x00\x00\x00\x01\x00\xff\xff\xff\xff\x02\x00\x00\x05\x6e\x6f\x70\x65\x00\x01\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00";
+
+/// Type, domain, resource, request id, code, exception and status.
+type KafkaFacts = (
+    String,
+    String,
+    String,
+    Option<u64>,
+    Option<i32>,
+    String,
+    ResponseStatus,
+);
+
+fn kafka_facts(spans: &[Span]) -> Vec<KafkaFacts> {
+    spans
+        .iter()
+        .map(|s| {
+            (
+                s.request_type.clone(),
+                s.request_domain.clone(),
+                s.request_resource.clone(),
+                s.request_id,
+                s.response_code,
+                s.exception.clone(),
+                s.response_status,
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn kafka_broker_reads_lengths_apart_and_codes_need_the_request_api() {
+    // A broker reads each request's 4-byte length, then the rest (tansu,
+    // the Java broker), two requests before answering either.
+    let mut f = Feed::new();
+    for req in [KAFKA_REQ_5, KAFKA_REQ_6] {
+        f.server(Direction::Ingress, 4, &req[..4]);
+        f.server(Direction::Ingress, req.len() - 4, &req[4..]);
+    }
+    f.server(Direction::Egress, KAFKA_RESP_5.len(), KAFKA_RESP_5);
+    f.server(Direction::Egress, KAFKA_RESP_6.len(), KAFKA_RESP_6);
+    let m = |s: &str| s.to_owned();
+    assert_eq!(
+        kafka_facts(&f.spans),
+        vec![
+            (
+                m("Metadata"),
+                m("cli"),
+                m("nope"),
+                Some(5),
+                Some(3),
+                m("UNKNOWN_TOPIC_OR_PARTITION"),
+                ResponseStatus::ClientError
+            ),
+            (
+                m("Metadata"),
+                m("cli"),
+                m("nope"),
+                Some(6),
+                Some(0),
+                m(""),
+                ResponseStatus::Ok
+            ),
+        ]
+    );
+    assert!(f
+        .spans
+        .iter()
+        .all(|s| s.protocol == L7Protocol::Kafka && s.version == "9"));
+    assert_eq!(f.spans[0].request_length, KAFKA_REQ_5.len() as u64);
+    assert_eq!(f.spans[0].response_length, KAFKA_RESP_5.len() as u64);
+    // Answered requests leave nothing behind.
+    assert!(f.p.sockets.values().all(|s| s.kafka_requests.is_empty()));
+}
+
+#[test]
+fn kafka_client_pairs_by_correlation_id() {
+    // A client pipelines two requests in one write; the answers arrive in
+    // one read, the second first.
+    let mut f = Feed::new();
+    let reqs = [KAFKA_REQ_5, KAFKA_REQ_6].concat();
+    f.client(Direction::Egress, reqs.len(), &reqs);
+    let resps = [KAFKA_RESP_6, KAFKA_RESP_5].concat();
+    f.client(Direction::Ingress, resps.len(), &resps);
+    let mut facts = kafka_facts(&f.spans);
+    facts.sort_by_key(|x| x.3);
+    assert_eq!(facts.len(), 2);
+    assert_eq!((facts[0].3, facts[0].4), (Some(5), Some(3)));
+    assert_eq!((facts[1].3, facts[1].4), (Some(6), Some(0)));
+    assert!(f
+        .spans
+        .iter()
+        .all(|s| s.observation_point == ObservationPoint::Client));
+}
+
+#[test]
+fn kafka_produce_without_acks_is_unpaired() {
+    // Produce v3, acks 0, topic `t`: the broker answers nothing.
+    const PRODUCE_ACKS_0: &[u8] = b"\x00\x00\x00\x29\x00\x00\x00\x03\x00\x00\x00\x09\x00\x01\x70\xff\xff\x00\x00\x00\x00\x03\xe8\x00\x00\x00\x01\x00\x01\x74\x00\x00\x00\x01\x00\x00\x00\x00\x00\x00\x00\x03\x61\x62\x63";
+    let mut f = Feed::new();
+    f.client(Direction::Egress, PRODUCE_ACKS_0.len(), PRODUCE_ACKS_0);
+    f.client(Direction::Egress, KAFKA_REQ_5.len(), KAFKA_REQ_5);
+    f.client(Direction::Ingress, KAFKA_RESP_5.len(), KAFKA_RESP_5);
+    f.close(2);
+    assert_eq!(f.spans.len(), 1, "{:?}", f.spans);
+    assert_eq!(f.spans[0].request_id, Some(5));
+    assert_eq!(f.p.stats().unpaired_messages, 1);
+    assert_eq!(f.p.stats().timeouts, 0);
+}

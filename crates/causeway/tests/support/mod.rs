@@ -900,3 +900,34 @@ pub fn apache_h2c() -> Server {
     wait_for_port(port);
     Server { child, port }
 }
+/// The tansu binary (a Kafka-protocol broker): `/opt/tansu/bin/tansu` or
+/// `tansu` on PATH. It takes half an hour to build (`cargo install tansu
+/// --locked --features dynostore`), so CI machines lack it by design.
+pub fn tansu_binary() -> Option<PathBuf> {
+    let opt = PathBuf::from("/opt/tansu/bin/tansu");
+    if opt.exists() {
+        return Some(opt);
+    }
+    std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|d| d.join("tansu"))
+            .find(|p| p.exists())
+    })
+}
+
+/// tansu on a fresh port, in-memory storage, advertising that port.
+pub fn tansu(bin: &Path) -> Server {
+    let port = free_port();
+    let dir = temp_dir(&format!("tansu-{port}"));
+    let url = format!("tcp://127.0.0.1:{port}");
+    spawn_server(
+        Command::new(bin)
+            .args(["--listener-url", &url, "--advertised-listener-url", &url])
+            .args(["--storage-engine", "memory://tansu/"])
+            .env_remove("LISTENER_URL")
+            .env_remove("ADVERTISED_LISTENER_URL")
+            .env_remove("STORAGE_ENGINE")
+            .current_dir(&dir),
+        port,
+    )
+}
