@@ -14,7 +14,7 @@
 use causeway_model::ResponseStatus;
 
 mod trace;
-pub use trace::{TraceContext, TraceHeader};
+pub use trace::{Candidates as TraceCandidates, TraceContext, TraceHeader};
 
 #[cfg(test)]
 mod tests;

@@ -14,8 +14,10 @@
 #![warn(missing_docs)]
 
 pub mod dns;
+pub mod dubbo;
 pub mod endpoint;
 pub mod head;
+pub mod hessian2;
 pub mod http1;
 pub mod infer;
 pub mod mqtt;
@@ -24,6 +26,10 @@ pub mod postgresql;
 pub mod protobuf;
 pub mod protobuf_rpc;
 pub mod redis;
+pub mod sofarpc;
+
+#[cfg(test)]
+mod rpc_test_support;
 
 pub use causeway_model::L7Protocol;
 pub use head::{Head, ParseError};
