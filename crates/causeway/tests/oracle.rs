@@ -625,17 +625,7 @@ fn mqtt_311_and_5_agree_with_tshark() {
         .into_iter()
         .filter(|sp| s(sp, "comm") == "mosquitto")
         .collect::<Vec<_>>();
-    for sp in &w.spans {
-        eprintln!(
-            "SPAN {} {} {} {} {} {}",
-            s(sp, "protocol"),
-            s(sp, "observation_point"),
-            s(sp, "comm"),
-            s(sp, "request_type"),
-            n(sp, "dst_port"),
-            s(sp, "response_status")
-        );
-    }
+    for sp in &w.spans { eprintln!("SPAN {} {} {} {} {} {}", s(sp,"protocol"), s(sp,"observation_point"), s(sp,"comm"), s(sp,"request_type"), n(sp,"dst_port"), s(sp,"response_status")); }
     eprintln!("STATS {}", w.stats_line);
     assert!(
         oracle.values().sum::<usize>() >= 2 + 3 + 2 + 2,
