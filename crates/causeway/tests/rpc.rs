@@ -58,8 +58,7 @@ const DUBBO: Protocol = Protocol {
 const BOLT: Protocol = Protocol {
     client: "bolt",
     server: "bolt",
-    // The span's JSON spelling of `L7Protocol::SofaRpc`.
-    span: "sofa_rpc",
+    span: "sofarpc",
     version: "1",
     ok_code: 0,
     // SERVER_EXCEPTION with an RpcServerException.
@@ -192,7 +191,7 @@ fn calls_agree_with_client_and_server(p: &Protocol) {
             }
             let trace = match c.scenario.as_str() {
                 "traced" => TRACE_ID,
-                "sofa_traced" if p.span == "sofa_rpc" => SOFA_TRACE_ID,
+                "sofa_traced" if p.span == "sofarpc" => SOFA_TRACE_ID,
                 _ => "",
             };
             assert_eq!(s(sp, "trace_id"), trace, "{ctx}");
