@@ -403,18 +403,9 @@ fn read_response<'a>(body: &'a [u8], status: u8, head: &mut Head<'a>) {
     if let Ok(0 | 3) = r.read_int() {
         head.response_status = Some(ResponseStatus::ServerError);
         // Read as far as the capture goes: the class name may be all.
-        let mut class = None;
-        let got = r
-            .begin_object()
-            .map(|c| class = c)
-            .and_then(|()| match class {
-                Some(c) => exception_text(&mut r, c),
-                None => Ok(Cow::Borrowed("")),
-            });
-        head.exception = match (got, class) {
-            (Ok(text), _) => text,
-            (Err(_), Some(c)) => r.class_name(c),
-            (Err(_), None) => Cow::Borrowed(""),
+        head.exception = match r.begin_object() {
+            Ok(Some(c)) => exception_text(&mut r, c).unwrap_or_else(|_| r.class_name(c)),
+            Ok(None) | Err(_) => Cow::Borrowed(""),
         };
     }
 }
