@@ -10,10 +10,11 @@
 //! [`Pipeline`] is pure: it is fed events and the current monotonic time, and
 //! hands finished spans to a [`SpanSink`]. [`ProbeDriver`] connects it to the
 //! kernel side (`causeway-bpf`) and the clocks; [`capture::replay`] feeds it
-//! a pcap or pcapng file instead.
+//! a pcap or pcapng file instead; [`export`] sends its spans to a server.
 
 pub mod capture;
 mod clock;
+pub mod export;
 mod filter;
 mod message;
 mod pipeline;

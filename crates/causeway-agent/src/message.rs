@@ -4,7 +4,9 @@
 //! later syscalls of the same message only add to its length and end time.
 
 use causeway_l7::infer::MessageKind;
-use causeway_l7::{dns, dubbo, http1, mqtt, mysql, postgresql, protobuf_rpc, redis, sofarpc, Head};
+use causeway_l7::{
+    dns, dubbo, http1, http2, mqtt, mysql, postgresql, protobuf_rpc, redis, sofarpc, Head,
+};
 use causeway_model::{
     Comm, DataEvent, Direction, FiveTuple, L4Protocol, L7Protocol, ResponseStatus,
 };
@@ -40,6 +42,8 @@ pub struct MessageHead {
     pub interim: bool,
     /// The connection stops speaking this protocol after this message (101).
     pub upgrade: bool,
+    /// A request asking to go on in HTTP/2 (`Upgrade: h2c`).
+    pub upgrade_h2c: bool,
     /// A request whose response has no body (HEAD).
     pub bodiless_response: bool,
     /// Part of no exchange (a server greeting): not paired, counted.
@@ -141,6 +145,9 @@ pub fn parse_head(
                     parent_span_id: trace.parent_span_id.into_owned(),
                     message_len: r.message_len(),
                     bodiless_response: r.method == "HEAD",
+                    upgrade_h2c: r.upgrade.is_some_and(|u| {
+                        u.split(',').any(|t| t.trim().eq_ignore_ascii_case("h2c"))
+                    }),
                     ..MessageHead::default()
                 })
             }
@@ -200,7 +207,11 @@ pub fn infer_protocol(
         // Of the protocols parsed, only DNS travels in datagrams.
         return dns::infer(payload, dns::Transport::Udp).map(|k| (L7Protocol::Dns, Some(k)));
     }
-    // HTTP first: its start lines are the most distinctive.
+    // The HTTP/2 client preface, then HTTP/1 start lines: the most
+    // distinctive. (HTTP/1's inference rejects the preface.)
+    if let Some(kind) = http2::infer(payload) {
+        return Some((L7Protocol::Http2, Some(kind)));
+    }
     if let Some((p, kind)) = causeway_l7::infer::infer(payload) {
         return Some((p, Some(kind)));
     }

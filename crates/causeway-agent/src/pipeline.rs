@@ -25,10 +25,11 @@ use crate::message::{
 use causeway_bpf::{DecodeError, EventSink};
 use causeway_l7::infer::MessageKind;
 use causeway_model::{
-    DataEvent, Direction, L7Protocol, ObservationPoint, ResponseStatus, SocketEvent, SocketRole,
-    Span,
+    Comm, DataEvent, Direction, FiveTuple, L4Protocol, L7Protocol, ObservationPoint,
+    ResponseStatus, SocketEvent, SocketRole, Span,
 };
 use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::net::SocketAddr;
 use std::time::Duration;
 
 /// Where finished spans go.
@@ -130,6 +131,12 @@ pub struct Stats {
     pub interim_responses: u64,
     /// Messages outside any exchange (a server greeting).
     pub unpaired_messages: u64,
+    /// HTTP/2: times a direction lost its frame boundaries (a frame header
+    /// past the captured prefix of a syscall).
+    pub h2_framing_lost: u64,
+    /// HTTP/2: header blocks cut by the capture cap (decoded up to the cut;
+    /// the connection's HPACK table is then partly unknown).
+    pub h2_header_blocks_cut: u64,
 }
 
 #[derive(Debug, Default)]
@@ -148,6 +155,8 @@ struct SocketState {
     domain: String,
     /// The MQTT version its CONNECT named.
     mqtt_version: Option<causeway_l7::mqtt::Version>,
+    /// Its endpoints, once listed in [`Core::endpoints`].
+    endpoint: Option<FiveTuple>,
     /// The message in progress per direction (index: [`dir_index`]).
     current: [Option<Message>; 2],
     /// Requests waiting for their response, oldest first.
@@ -157,6 +166,8 @@ struct SocketState {
     /// thread that wrote a request may return after another has read the
     /// answer. Each waits briefly for a request sent before it.
     early: VecDeque<Message>,
+    /// HTTP/2 streams and framing, once the socket speaks it.
+    h2: Option<Box<h2::H2Conn>>,
     last_ns: u64,
 }
 
@@ -207,6 +218,9 @@ struct Core {
     slots: VecDeque<(u64, Vec<u64>)>,
     /// Socket ids over all slots.
     slot_entries: usize,
+    /// The process behind each local socket by (transport, local, remote):
+    /// a span's other end, when it is a process on this host too.
+    endpoints: HashMap<(L4Protocol, SocketAddr, SocketAddr), (u32, Comm)>,
 }
 
 impl Pipeline {
@@ -219,6 +233,7 @@ impl Pipeline {
                 stats: Stats::default(),
                 slots: VecDeque::new(),
                 slot_entries: 0,
+                endpoints: HashMap::new(),
             },
             last_sweep_ns: 0,
         }
@@ -262,6 +277,12 @@ impl Pipeline {
                     if s.tls && !e.is_tls {
                         return;
                     }
+                    if s.endpoint.is_none() && core.config.observation_point.is_none() {
+                        let t = e.tuple;
+                        core.endpoints
+                            .insert((t.l4, t.local, t.remote), (e.pid, e.comm));
+                        s.endpoint = Some(t);
+                    }
                     if !s.opaque {
                         core.assemble(s, &e, sink);
                     }
@@ -281,6 +302,7 @@ impl Pipeline {
             SocketEvent::Close(c) => {
                 core.stats.sockets_closed += 1;
                 if let Some(mut s) = self.sockets.remove(&c.socket_id) {
+                    core.forget_endpoint(&s);
                     for d in 0..2 {
                         if let Some(m) = s.current[d].take() {
                             core.finish(&mut s, m, sink);
@@ -289,6 +311,7 @@ impl Pipeline {
                     while let Some(req) = s.pending.pop_front() {
                         core.emit(req, None, sink);
                     }
+                    core.h2_close_all(&mut s, sink);
                     core.stats.orphan_responses += s.early.len() as u64;
                 }
             }
@@ -332,6 +355,7 @@ impl Pipeline {
                         core.stats.pending_dropped += 1;
                     }
                 }
+                core.h2_expire(s, slot, expired, sink);
             }
         }
     }
@@ -374,8 +398,12 @@ impl Pipeline {
             }
             let forget = s.pending.is_empty()
                 && s.early.is_empty()
+                && s.h2.as_ref().is_none_or(|h| h.streams.is_empty())
                 && s.current.iter().all(Option::is_none)
                 && now_ns.saturating_sub(s.last_ns) >= evict;
+            if forget {
+                core.forget_endpoint(s);
+            }
             !forget
         });
     }
@@ -395,6 +423,12 @@ impl Core {
             l4: e.tuple.l4,
             pb,
             mqtt: s.mqtt_version,
+        }
+    }
+
+    fn forget_endpoint(&mut self, s: &SocketState) {
+        if let Some(t) = s.endpoint {
+            self.endpoints.remove(&(t.l4, t.local, t.remote));
         }
     }
 
@@ -432,6 +466,10 @@ impl Core {
     }
 
     fn assemble(&mut self, s: &mut SocketState, e: &DataEvent<'_>, sink: &mut dyn SpanSink) {
+        if s.h2.is_some() {
+            self.h2_feed(s, e, 0, sink);
+            return;
+        }
         let d = dir_index(e.direction);
         // The other side speaking ends its message, unless that message
         // still awaits bytes it announced (a request body after 100 Continue)
@@ -546,6 +584,11 @@ impl Core {
         let total = e.total_len as u64;
         let d = dir_index(e.direction);
         while offset < total {
+            if s.h2.is_some() {
+                // The rest is HTTP/2 (after an h2c upgrade's 101).
+                self.h2_feed(s, e, offset, sink);
+                return;
+            }
             // Bytes past the captured prefix cannot be parsed.
             let Some(buf) = e.payload.get(offset as usize..).filter(|b| !b.is_empty()) else {
                 return;
@@ -600,6 +643,11 @@ impl Core {
                 self.not_recognised(s);
                 return;
             };
+            if matches!(protocol, L7Protocol::Http2 | L7Protocol::Grpc) {
+                self.h2_start(s, e, offset);
+                self.h2_feed(s, e, offset, sink);
+                return;
+            }
             let head_request = kind == MessageKind::Response
                 && s.pending.front().is_some_and(|r| r.head.bodiless_response);
             let avail = total - offset;
@@ -768,6 +816,18 @@ impl Core {
                     return;
                 }
                 if m.head.upgrade {
+                    // h2c: the upgraded request is stream 1 of the HTTP/2
+                    // connection that starts after this 101; no span for the
+                    // 101 itself. Any other upgrade leaves HTTP.
+                    let h2c = s
+                        .pending
+                        .iter()
+                        .position(|r| r.direction != m.direction && r.head.upgrade_h2c);
+                    if let Some(req) = h2c.and_then(|i| s.pending.remove(i)) {
+                        s.protocol = Some(L7Protocol::Http2);
+                        s.h2 = Some(Box::new(h2::H2Conn::upgraded(req.direction, req)));
+                        return;
+                    }
                     s.opaque = true;
                 }
                 // A final answer before the request's announced body was
@@ -843,12 +903,21 @@ impl Core {
             }
         };
         let rh = resp.as_ref().map(|r| &r.head);
+        let t = req.tuple;
+        let (peer_pid, peer_comm) = self
+            .endpoints
+            .get(&(t.l4, t.remote, t.local))
+            .map_or((0, String::new()), |(pid, comm)| {
+                (*pid, comm.as_str().to_owned())
+            });
         let span = Span {
             protocol: req.protocol,
             version: req.head.version.clone(),
             observation_point,
             pid: req.pid,
             comm: req.comm.as_str().to_owned(),
+            peer_pid,
+            peer_comm,
             tid_req: req.tid,
             tid_resp: resp.as_ref().map_or(0, |r| r.tid),
             coroutine_id_req: req.coroutine_id,
@@ -919,6 +988,8 @@ impl EventSink for ProbeDriver<'_> {
         self.pipeline.note_decode_error();
     }
 }
+
+mod h2;
 
 #[cfg(test)]
 mod tests;

@@ -48,7 +48,7 @@ use std::borrow::Cow;
 use causeway_model::ResponseStatus;
 
 use crate::hessian2::{self, Dialect, Reader};
-use crate::http1::TraceCandidates;
+use crate::http1::trace::Candidates as TraceCandidates;
 use crate::infer::MessageKind;
 use crate::{Head, ParseError};
 

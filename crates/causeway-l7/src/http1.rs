@@ -13,8 +13,8 @@
 
 use causeway_model::ResponseStatus;
 
-mod trace;
-pub use trace::{Candidates as TraceCandidates, TraceContext, TraceHeader};
+pub(crate) mod trace;
+pub use trace::{TraceContext, TraceHeader};
 
 #[cfg(test)]
 mod tests;
@@ -59,6 +59,8 @@ pub struct Request<'a> {
     pub connection_close: bool,
     /// The highest-precedence valid trace-context header.
     pub trace: TraceHeader<'a>,
+    /// The first `Upgrade` header (`h2c`, `websocket`), if valid UTF-8.
+    pub upgrade: Option<&'a str>,
     /// Bytes from the start of the buffer through the blank line ending the head; None if the head was cut off.
     pub head_len: Option<usize>,
 }
@@ -218,6 +220,7 @@ pub fn parse_request(buf: &[u8]) -> Result<Request<'_>, ParseError> {
         user_agent: f.user_agent,
         connection_close: f.connection_close(minor_version),
         trace: f.trace.select(),
+        upgrade: f.upgrade,
         head_len: f.head_len,
     })
 }
@@ -344,6 +347,7 @@ struct Fields<'a> {
     chunked: bool,
     x_request_id: Option<&'a str>,
     user_agent: Option<&'a str>,
+    upgrade: Option<&'a str>,
     close: bool,
     keep_alive: bool,
     trace: trace::Candidates<'a>,
@@ -418,6 +422,7 @@ impl<'a> Fields<'a> {
                     }
                 }
             }
+            7 if is(b"upgrade") => set_first(&mut self.upgrade, value),
             10 if is(b"user-agent") => set_first(&mut self.user_agent, value),
             11 if is(b"traceparent") => set_first(&mut self.trace.traceparent, value),
             11 if is(b"x-b3-spanid") => set_first(&mut self.trace.b3_span, value),

@@ -16,9 +16,12 @@
 pub mod dns;
 pub mod dubbo;
 pub mod endpoint;
+pub mod grpc;
 pub mod head;
 pub mod hessian2;
+pub mod hpack;
 pub mod http1;
+pub mod http2;
 pub mod infer;
 pub mod mqtt;
 pub mod mysql;

@@ -171,9 +171,12 @@ pub fn foreign_payloads(own: &[&str]) -> Vec<(String, Vec<u8>)> {
 }
 
 /// Which protocol, inferred before Dubbo and SOFARPC in the agent's order
-/// (HTTP/1, ProtobufRPC), would take these bytes.
+/// (HTTP/2, HTTP/1, ProtobufRPC), would take these bytes.
 pub fn claimed_before(b: &[u8]) -> Option<&'static str> {
     use crate::protobuf_rpc;
+    if crate::http2::infer(b).is_some() {
+        return Some("http2");
+    }
     if crate::infer::infer(b).is_some() {
         return Some("http");
     }

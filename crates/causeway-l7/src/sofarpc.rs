@@ -56,7 +56,7 @@ use causeway_model::ResponseStatus;
 
 use crate::dubbo::{exception_text, set_trace};
 use crate::hessian2::{self, Dialect, Kind, Reader};
-use crate::http1::TraceCandidates;
+use crate::http1::trace::Candidates as TraceCandidates;
 use crate::infer::MessageKind;
 use crate::{Head, ParseError};
 

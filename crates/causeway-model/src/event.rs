@@ -25,6 +25,31 @@ pub enum L4Protocol {
     Udp,
 }
 
+impl L4Protocol {
+    /// The number stored: the IP protocol number.
+    pub fn code(self) -> u32 {
+        match self {
+            L4Protocol::Tcp => 6,
+            L4Protocol::Udp => 17,
+        }
+    }
+
+    pub fn from_code(code: u32) -> Option<L4Protocol> {
+        match code {
+            6 => Some(L4Protocol::Tcp),
+            17 => Some(L4Protocol::Udp),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            L4Protocol::Tcp => "tcp",
+            L4Protocol::Udp => "udp",
+        }
+    }
+}
+
 /// How the socket came to be, as seen by its lifecycle syscalls.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize)]
 #[serde(rename_all = "snake_case")]

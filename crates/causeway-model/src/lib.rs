@@ -1,12 +1,17 @@
 //! The data model every Causeway stage speaks: what the kernel saw on a socket
-//! ([`SocketEvent`]), and what the agent made of it ([`Span`]).
+//! ([`SocketEvent`]), what the agent made of it ([`Span`]), the integer tag
+//! ids rows carry ([`tags`], SmartEncoding), and the agent-server wire
+//! contract ([`wire`], protobuf).
 //!
 //! Types here carry no behaviour beyond small conversions, so that the kernel
 //! side, the parsers and the span builders can each depend on the model without
 //! depending on one another (DESIGN.md, section 2).
 
+pub mod duration;
 mod event;
 mod span;
+pub mod tags;
+pub mod wire;
 
 pub use event::{
     Comm, DataEvent, Direction, FiveTuple, L4Protocol, SocketClose, SocketEvent, SocketOpen,

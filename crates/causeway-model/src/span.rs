@@ -68,6 +68,33 @@ impl L7Protocol {
         }
     }
 
+    /// The number stored for this protocol (never renumber).
+    pub fn code(self) -> u32 {
+        match self {
+            L7Protocol::Unknown => 0,
+            L7Protocol::Http => 1,
+            L7Protocol::Http2 => 2,
+            L7Protocol::Grpc => 3,
+            L7Protocol::Dns => 4,
+            L7Protocol::Mysql => 5,
+            L7Protocol::Postgresql => 6,
+            L7Protocol::Redis => 7,
+            L7Protocol::Kafka => 8,
+            L7Protocol::Mqtt => 9,
+            L7Protocol::Dubbo => 10,
+            L7Protocol::SofaRpc => 11,
+            L7Protocol::ProtobufRpc => 12,
+        }
+    }
+
+    /// The protocol stored as `code` (unknown codes are `Unknown`).
+    pub fn from_code(code: u32) -> L7Protocol {
+        L7Protocol::ALL
+            .into_iter()
+            .find(|p| p.code() == code)
+            .unwrap_or(L7Protocol::Unknown)
+    }
+
     /// Parses the names users type (`http`, `redis`, `mysql`, `postgresql`/`pgsql`).
     pub fn from_name(name: &str) -> Option<L7Protocol> {
         match name.to_ascii_lowercase().as_str() {
@@ -108,6 +135,31 @@ pub enum ObservationPoint {
 }
 
 impl ObservationPoint {
+    pub const ALL: [ObservationPoint; 3] = [
+        ObservationPoint::Client,
+        ObservationPoint::Server,
+        ObservationPoint::Network,
+    ];
+
+    /// The number stored (never renumber).
+    pub fn code(self) -> u32 {
+        match self {
+            ObservationPoint::Client => 0,
+            ObservationPoint::Server => 1,
+            ObservationPoint::Network => 2,
+        }
+    }
+
+    pub fn from_code(code: u32) -> Option<ObservationPoint> {
+        ObservationPoint::ALL.into_iter().find(|o| o.code() == code)
+    }
+
+    pub fn from_name(name: &str) -> Option<ObservationPoint> {
+        ObservationPoint::ALL
+            .into_iter()
+            .find(|o| o.as_str() == name)
+    }
+
     pub fn as_str(&self) -> &'static str {
         match self {
             ObservationPoint::Client => "client",
@@ -130,6 +182,36 @@ pub enum ResponseStatus {
 }
 
 impl ResponseStatus {
+    pub const ALL: [ResponseStatus; 5] = [
+        ResponseStatus::Ok,
+        ResponseStatus::ClientError,
+        ResponseStatus::ServerError,
+        ResponseStatus::Timeout,
+        ResponseStatus::Unknown,
+    ];
+
+    /// The number stored (never renumber).
+    pub fn code(self) -> u32 {
+        match self {
+            ResponseStatus::Ok => 0,
+            ResponseStatus::ClientError => 1,
+            ResponseStatus::ServerError => 2,
+            ResponseStatus::Timeout => 3,
+            ResponseStatus::Unknown => 4,
+        }
+    }
+
+    pub fn from_code(code: u32) -> ResponseStatus {
+        ResponseStatus::ALL
+            .into_iter()
+            .find(|s| s.code() == code)
+            .unwrap_or(ResponseStatus::Unknown)
+    }
+
+    pub fn from_name(name: &str) -> Option<ResponseStatus> {
+        ResponseStatus::ALL.into_iter().find(|s| s.as_str() == name)
+    }
+
     pub fn as_str(&self) -> &'static str {
         match self {
             ResponseStatus::Ok => "ok",
@@ -154,6 +236,10 @@ pub struct Span {
     pub observation_point: ObservationPoint,
     pub pid: u32,
     pub comm: String,
+    /// The process at the other end, when it is on this host and the
+    /// agent saw its socket (loopback, or both ends traced); else 0 and "".
+    pub peer_pid: u32,
+    pub peer_comm: String,
     pub tid_req: u32,
     pub tid_resp: u32,
     /// Goroutine ids of request and response (Go TLS), else 0.

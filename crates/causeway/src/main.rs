@@ -1,10 +1,16 @@
-//! `causeway`: the one binary. Today it has `watch`, the live terminal view
-//! of every request on this host, and `replay`, the same for a capture file; the server-side subcommands join it as
-//! they land (DESIGN.md, section 2).
+//! `causeway`: the one binary (DESIGN.md, section 2): `up` (agent, server
+//! and embedded store in one process), `agent` and `server` for split
+//! deployments, `query` to ask a server, `watch` (the live terminal view of
+//! every request on this host) and `replay` (the same for a capture file).
 
-mod duration;
+mod agent;
+mod capture;
+use causeway_model::duration;
 mod output;
+mod query;
 mod replay;
+mod server;
+mod up;
 mod watch;
 
 use clap::{Parser, Subcommand};
@@ -22,6 +28,15 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Agent, server and embedded store in one process: capture every
+    /// request on this host, store it, serve the API on 127.0.0.1:8417.
+    Up(up::UpArgs),
+    /// Capture on this host and push spans to a `causeway server`.
+    Agent(agent::AgentArgs),
+    /// Take spans from agents, store them, answer the API.
+    Server(server::ServerArgs),
+    /// Ask a running server: spans, a span, services.
+    Query(query::QueryArgs),
     /// Print every request/response any process on this host handles, live.
     Watch(watch::WatchArgs),
     /// Read a pcap or pcapng capture through the same pipeline (observation point `network`).
@@ -31,6 +46,10 @@ enum Command {
 fn main() {
     let cli = Cli::parse();
     let result = match cli.command {
+        Command::Up(args) => up::run(args),
+        Command::Agent(args) => agent::run(args),
+        Command::Server(args) => server::run(args),
+        Command::Query(args) => query::run(args),
         Command::Watch(args) => watch::run(args),
         Command::Replay(args) => replay::run(args),
     };

@@ -60,9 +60,18 @@ pub fn pipeline_summary(s: &Stats) -> String {
     } else {
         format!(" ({})", by_protocol.join(", "))
     };
+    // HTTP/2 losses to the capture cap, only when there were some.
+    let h2 = if s.h2_framing_lost + s.h2_header_blocks_cut > 0 {
+        format!(
+            ", HTTP/2: {} frame boundaries lost, {} header blocks cut (raise --payload-cap)",
+            s.h2_framing_lost, s.h2_header_blocks_cut
+        )
+    } else {
+        String::new()
+    };
     format!(
         "{} spans ({} timeouts), {} messages, {} parse errors{by_protocol}, {} unrecognised, \
-         {} orphan responses, {} dropped waiting requests",
+         {} orphan responses, {} dropped waiting requests{h2}",
         s.spans,
         s.timeouts,
         s.messages,

@@ -1,137 +1,31 @@
 //! `causeway watch`: load the probes, run the capture pipeline in this
 //! process, and print each span as it completes.
 
-use crate::duration;
-use crate::output::{
-    self, parse_port_protocol, parse_protobuf_rpc, parse_protocol, Format, Printer, STOP,
-};
-use anyhow::{bail, Context, Result};
-use causeway_agent::{EventFilter, Pipeline, PipelineConfig, ProbeDriver, WallClock};
-use causeway_bpf::{ProbeConfig, Probes, DEFAULT_PAYLOAD_CAP, MAX_PAYLOAD_CAP};
+use crate::capture::{install_signal_handlers, Capture, CaptureArgs};
+use crate::output::{parse_protocol, Format, Printer};
+use anyhow::Result;
 use causeway_model::L7Protocol;
 use clap::Args;
-use std::sync::atomic::Ordering;
-use std::time::Duration;
 
 #[derive(Args, Debug)]
 pub struct WatchArgs {
-    /// Only this process (by pid); filtered in the kernel.
-    #[arg(long)]
-    pid: Option<u32>,
-    /// Only threads with this command name.
-    #[arg(long)]
-    comm: Option<String>,
-    /// Only sockets with this port at either end.
-    #[arg(long)]
-    port: Option<u16>,
+    #[command(flatten)]
+    capture: CaptureArgs,
     /// Only this application protocol (http, redis, mysql, postgresql, ...).
     #[arg(long, value_parser = parse_protocol)]
     protocol: Option<L7Protocol>,
     #[arg(long, value_enum, default_value_t = Format::Table)]
     format: Format,
-    /// Stop after this long (e.g. 10s, 2m); default: until Ctrl-C.
-    #[arg(long, value_parser = duration::parse)]
-    duration: Option<Duration>,
-    /// Payload bytes captured per syscall (at most 16384).
-    #[arg(long, default_value_t = DEFAULT_PAYLOAD_CAP)]
-    payload_cap: u32,
-    /// Port N speaks protocol X (repeatable): `--port-protocol 6380=redis`.
-    /// Sockets with that port at either end skip inference.
-    #[arg(long = "port-protocol", value_name = "PORT=PROTOCOL", value_parser = parse_port_protocol)]
-    port_protocols: Vec<(u16, L7Protocol)>,
-    /// Port N speaks ProtobufRPC (repeatable), with the meta's field paths
-    /// when not brpc's: `--protobuf-rpc 8002=service:1.1,method:1.2,request_id:4,status:2.1,message:2.2`.
-    #[arg(long = "protobuf-rpc", value_name = "PORT[=FIELDS]", value_parser = parse_protobuf_rpc)]
-    protobuf_rpc: Vec<(u16, causeway_agent::protobuf_rpc::Config)>,
-    /// An unanswered request becomes a timeout span after this long.
-    #[arg(long, value_parser = duration::parse, default_value = "60s")]
-    timeout: Duration,
-}
-
-extern "C" fn on_signal(_: libc::c_int) {
-    STOP.store(true, Ordering::Relaxed);
-}
-
-fn install_signal_handlers() {
-    for sig in [libc::SIGINT, libc::SIGTERM] {
-        // SAFETY: the handler only stores to an atomic, which is async-signal-safe.
-        unsafe {
-            let mut act: libc::sigaction = std::mem::zeroed();
-            act.sa_sigaction = on_signal as *const () as usize;
-            libc::sigemptyset(&mut act.sa_mask);
-            libc::sigaction(sig, &act, std::ptr::null_mut());
-        }
-    }
 }
 
 pub fn run(args: WatchArgs) -> Result<()> {
-    if args.payload_cap == 0 || args.payload_cap > MAX_PAYLOAD_CAP {
-        bail!("--payload-cap must be between 1 and {MAX_PAYLOAD_CAP}");
-    }
-    let probes = Probes::load(&ProbeConfig {
-        payload_cap: args.payload_cap,
-        target_pid: args.pid,
-        ..ProbeConfig::default()
-    })
-    .context("cannot start the eBPF probes")?;
+    let capture = Capture::start(&args.capture)?;
     install_signal_handlers();
-    if let Some(d) = args.duration {
-        std::thread::spawn(move || {
-            std::thread::sleep(d);
-            STOP.store(true, Ordering::Relaxed);
-        });
-    }
-    let mut pipeline = Pipeline::new(
-        PipelineConfig {
-            filter: EventFilter {
-                pid: args.pid,
-                comm: args.comm.clone(),
-                port: args.port,
-            },
-            request_timeout: args.timeout,
-            port_protocols: args
-                .port_protocols
-                .iter()
-                .copied()
-                .chain(
-                    args.protobuf_rpc
-                        .iter()
-                        .map(|(p, _)| (*p, L7Protocol::ProtobufRpc)),
-                )
-                .collect(),
-            protobuf_rpc: args.protobuf_rpc.clone(),
-            ..PipelineConfig::default()
-        },
-        WallClock::now(),
-    );
     // Written out once per poll of the ring buffer, not per span: a write
     // syscall per line would cost the agent more than building the span.
     let mut out = Printer::new(args.format, args.protocol);
-    let (tls, go) = (probes.tls_libraries().len(), probes.go_binaries().len());
-    let plural = |n: usize, one: &'static str, many: &'static str| if n == 1 { one } else { many };
-    eprintln!(
-        "causeway: watching; TLS plaintext through {tls} OpenSSL {} and {go} Go {} \
-         (more as they start); Ctrl-C to stop",
-        plural(tls, "library", "libraries"),
-        plural(go, "executable", "executables"),
-    );
-    let lost = || probes.counters().lost;
-    let mut driver = ProbeDriver {
-        pipeline: &mut pipeline,
-        sink: &mut out,
-        lost: &lost,
-    };
-    probes
-        .run(&mut driver, &STOP, Duration::from_millis(100))
-        .context("reading the ring buffer")?;
-    pipeline.note_kernel_lost(probes.counters().lost);
-    let s = pipeline.stats();
-    eprintln!(
-        "causeway: {} events captured, {} lost (ring buffer full), {} undecodable; {}",
-        s.events,
-        s.kernel_lost,
-        s.decode_errors,
-        output::pipeline_summary(s)
-    );
+    eprintln!("causeway: watching; {}; Ctrl-C to stop", capture.coverage());
+    let summary = capture.run(&mut out)?;
+    eprintln!("causeway: {summary}");
     Ok(())
 }

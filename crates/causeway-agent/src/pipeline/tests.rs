@@ -577,6 +577,69 @@ fn a_dns_server_reading_the_tcp_length_a_byte_at_a_time() {
     assert_eq!(f.p.stats().unrecognised, 0);
 }
 
+/// The chunks of an MQTT fixture (`.rec`: direction `C`/`S`, connection
+/// byte, big-endian u32 length, bytes), client-sent ones first in each pair.
+fn mqtt_records(mut b: &[u8]) -> Vec<(bool, &[u8])> {
+    let mut out = Vec::new();
+    while b.len() >= 6 {
+        let len = u32::from_be_bytes([b[2], b[3], b[4], b[5]]) as usize;
+        out.push((b[0] == b'C', &b[6..6 + len]));
+        b = &b[6 + len..];
+    }
+    out
+}
+
+#[test]
+fn an_mqtt_broker_reading_the_fixed_header_a_byte_at_a_time() {
+    // mosquitto reads a packet's type byte and each remaining-length byte
+    // in reads of their own, then the rest; the version CONNECT names
+    // decides how the CONNACK and PUBACK reason codes are read.
+    let rec = include_bytes!("../../../causeway-l7/tests/fixtures/mqtt/v5_pub_qos1.rec");
+    let mut f = Feed::new();
+    for (from_client, bytes) in mqtt_records(rec) {
+        if from_client {
+            // Type byte, one length byte, the rest.
+            let mut at = 0;
+            while at < bytes.len() {
+                let rest = &bytes[at..];
+                let len = rest[1] as usize + 2;
+                f.server(Direction::Ingress, 1, &rest[..1]);
+                f.server(Direction::Ingress, 1, &rest[1..2]);
+                f.server(Direction::Ingress, len - 2, &rest[2..len]);
+                at += len;
+            }
+        } else {
+            f.server(Direction::Egress, bytes.len(), bytes);
+        }
+    }
+    let got: Vec<_> = f
+        .spans
+        .iter()
+        .map(|s| {
+            (
+                s.request_type.as_str(),
+                s.request_resource.as_str(),
+                s.request_id,
+                s.version.as_str(),
+                s.response_status,
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("CONNECT", "", None, "5", ResponseStatus::Ok),
+            ("PUBLISH", "sensors/temp", Some(1), "5", ResponseStatus::Ok),
+        ],
+        "{:#?}",
+        f.p.stats()
+    );
+    let st = f.p.stats();
+    assert_eq!((st.parse_errors, st.unrecognised), (0, 0));
+    // The client's DISCONNECT answers nothing and waits for nothing.
+    assert_eq!(st.unpaired_messages, 1);
+}
+
 /// The chunks of a `.rec` recording of causeway-l7's fixtures:
 /// (`C` client to server or `S`, bytes).
 fn rpc_recording(path: &str) -> Vec<(u8, Vec<u8>)> {

@@ -102,21 +102,21 @@ impl<'a> TraceHeader<'a> {
 /// attachments), with [`Candidates::offer`], to pick a context the way
 /// HTTP does.
 #[derive(Default, Debug, Clone)]
-pub struct Candidates<'a> {
-    pub(super) traceparent: Option<&'a str>,
-    pub(super) b3: Option<&'a str>,
-    pub(super) b3_trace: Option<&'a str>,
-    pub(super) b3_span: Option<&'a str>,
-    pub(super) b3_parent: Option<&'a str>,
-    pub(super) uber: Option<&'a str>,
-    pub(super) sw8: Option<&'a str>,
+pub(crate) struct Candidates<'a> {
+    pub(crate) traceparent: Option<&'a str>,
+    pub(crate) b3: Option<&'a str>,
+    pub(crate) b3_trace: Option<&'a str>,
+    pub(crate) b3_span: Option<&'a str>,
+    pub(crate) b3_parent: Option<&'a str>,
+    pub(crate) uber: Option<&'a str>,
+    pub(crate) sw8: Option<&'a str>,
 }
 
 impl<'a> Candidates<'a> {
     /// Notes a name/value pair if the name (any ASCII case) is one of the
     /// trace headers; the first value of each name stands. Returns whether
     /// the name was one.
-    pub fn offer(&mut self, name: &str, value: &'a str) -> bool {
+    pub(crate) fn offer(&mut self, name: &str, value: &'a str) -> bool {
         let is = |want: &str| name.eq_ignore_ascii_case(want);
         let slot = if is("traceparent") {
             &mut self.traceparent
@@ -140,7 +140,7 @@ impl<'a> Candidates<'a> {
     }
 
     /// Picks the first valid header in precedence order.
-    pub fn select(&self) -> TraceHeader<'a> {
+    pub(crate) fn select(&self) -> TraceHeader<'a> {
         if let Some(v) = self.traceparent.filter(|v| valid_traceparent(v)) {
             return TraceHeader::TraceParent(v);
         }

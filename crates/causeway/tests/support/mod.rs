@@ -662,6 +662,245 @@ pub fn check_replay_matches_live(replayed: &[Value], live_client: &[&Value]) {
     }
 }
 
+/// The HTTP/2 fixture scripts (grpcio server and client) of causeway-l7.
+pub fn h2_fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../causeway-l7/tests/fixtures/http2")
+}
+
+/// nginx serving the same files over h2c with prior knowledge (`listen P
+/// http2`) and over HTTPS with ALPN h2 (self-signed cert): (server, h2c
+/// port, TLS port). Files: `index.html` (small), `a.txt` (3000 bytes);
+/// a PUT under `/upload/` stores its body (201), so nginx reads it whole.
+pub fn nginx_h2() -> (Server, u16, u16) {
+    let plain = free_port();
+    let tls = free_port();
+    let dir = temp_dir(&format!("nginx-h2-{plain}"));
+    let www = dir.join("www");
+    std::fs::create_dir_all(&www).expect("www");
+    std::fs::write(www.join("index.html"), "<html><body>h2</body></html>\n").expect("file");
+    std::fs::write(www.join("a.txt"), vec![b'a'; 3000]).expect("file");
+    run_ok(
+        Command::new("openssl")
+            .args([
+                "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+            ])
+            .args(["-subj", "/CN=localhost", "-keyout"])
+            .arg(dir.join("key.pem"))
+            .arg("-out")
+            .arg(dir.join("cert.pem"))
+            .stderr(Stdio::null()),
+    );
+    let conf = format!(
+        "daemon off;\nworker_processes 1;\nerror_log {d}/error.log;\npid {d}/nginx.pid;\n\
+         events {{ worker_connections 256; }}\n\
+         http {{\n  access_log off;\n  client_body_temp_path {d}/body;\n  proxy_temp_path {d}/proxy;\n\
+           fastcgi_temp_path {d}/fcgi;\n  uwsgi_temp_path {d}/uwsgi;\n  scgi_temp_path {d}/scgi;\n\
+           server {{\n    listen 127.0.0.1:{plain} http2;\n    listen 127.0.0.1:{tls} ssl http2;\n\
+             ssl_certificate {d}/cert.pem;\n    ssl_certificate_key {d}/key.pem;\n\
+             root {d}/www;\n    location /upload/ {{ dav_methods PUT; create_full_put_path on; }}\n  }}\n}}\n",
+        d = dir.display(),
+    );
+    std::fs::write(dir.join("nginx.conf"), conf).expect("conf");
+    let child = Command::new("nginx")
+        .arg("-c")
+        .arg(dir.join("nginx.conf"))
+        .args(["-g", "user root;"])
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("nginx (scripts/setup installs it)");
+    wait_for_port(plain);
+    wait_for_port(tls);
+    (Server { child, port: plain }, plain, tls)
+}
+
+/// The grpcio server of the HTTP/2 fixtures (service `demo.Echo`, h2c).
+pub fn grpc_server() -> Server {
+    let port = free_port();
+    let child = Command::new("python3")
+        .arg(h2_fixtures().join("grpc_server.py"))
+        .arg(port.to_string())
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("python3 with grpcio (scripts/setup installs it)");
+    wait_for_port(port);
+    Server { child, port }
+}
+
+/// What tshark's HTTP/2 dissector says of one stream.
+#[derive(Debug, Clone, Default, PartialEq, Eq, PartialOrd, Ord)]
+pub struct H2Stream {
+    pub method: String,
+    pub path: String,
+    pub authority: String,
+    /// `:status` of the first response header block.
+    pub status: Option<i64>,
+    /// `grpc-status` of the response's last header block (trailers).
+    pub grpc_status: Option<i64>,
+    /// `grpc-message`, as sent (percent-encoded).
+    pub grpc_message: String,
+}
+
+fn collect_h2_frames<'a>(v: &'a Value, out: &mut Vec<&'a Value>) {
+    match v {
+        Value::Object(m) => {
+            if m.contains_key("http2.type") && m.contains_key("http2.streamid") {
+                out.push(v);
+            }
+            for c in m.values() {
+                collect_h2_frames(c, out);
+            }
+        }
+        Value::Array(a) => a.iter().for_each(|c| collect_h2_frames(c, out)),
+        _ => {}
+    }
+}
+
+fn collect_h2_headers(v: &Value, out: &mut Vec<(String, String)>) {
+    match v {
+        Value::Object(m) => {
+            if let (Some(Value::String(n)), Some(Value::String(val))) =
+                (m.get("http2.header.name"), m.get("http2.header.value"))
+            {
+                out.push((n.clone(), val.clone()));
+            }
+            for c in m.values() {
+                collect_h2_headers(c, out);
+            }
+        }
+        Value::Array(a) => a.iter().for_each(|c| collect_h2_headers(c, out)),
+        _ => {}
+    }
+}
+
+/// tshark's HTTP/2 streams in a capture of server `port`, by (client
+/// port, stream id), from its JSON dissection of HEADERS frames.
+pub fn tshark_h2_streams(
+    file: &Path,
+    port: u16,
+) -> std::collections::BTreeMap<(u64, u64), H2Stream> {
+    tshark_h2_streams_with(
+        file,
+        port,
+        &["-d".into(), format!("tcp.port=={port},http2")],
+    )
+}
+
+/// [`tshark_h2_streams`] with the given dissection options (for TLS: decode
+/// the port as `tls` and name the key log file).
+pub fn tshark_h2_streams_with(
+    file: &Path,
+    port: u16,
+    options: &[String],
+) -> std::collections::BTreeMap<(u64, u64), H2Stream> {
+    let out = run_ok(
+        Command::new("tshark")
+            .arg("-r")
+            .arg(file)
+            .args(options)
+            .args(["-Y", "http2.type == 1", "-T", "json", "--no-duplicate-keys"]),
+    );
+    let packets: Value = serde_json::from_str(&out).expect("tshark JSON");
+    let mut streams: std::collections::BTreeMap<(u64, u64), H2Stream> = Default::default();
+    for p in packets.as_array().expect("packets") {
+        let layers = &p["_source"]["layers"];
+        let num = |v: &Value| -> u64 {
+            let v = if let Value::Array(a) = v { &a[0] } else { v };
+            v.as_str().and_then(|s| s.parse().ok()).expect("number")
+        };
+        let (src, dst) = (
+            num(&layers["tcp"]["tcp.srcport"]),
+            num(&layers["tcp"]["tcp.dstport"]),
+        );
+        let to_server = dst == port as u64;
+        let client_port = if to_server { src } else { dst };
+        let mut frames = Vec::new();
+        collect_h2_frames(&layers["http2"], &mut frames);
+        for f in frames {
+            if f["http2.type"].as_str() != Some("1") {
+                continue;
+            }
+            let id = num(&f["http2.streamid"]);
+            let mut headers = Vec::new();
+            collect_h2_headers(f, &mut headers);
+            let st = streams.entry((client_port, id)).or_default();
+            let get = |name: &str| {
+                headers
+                    .iter()
+                    .find(|(n, _)| n == name)
+                    .map(|(_, v)| v.clone())
+            };
+            if to_server {
+                if st.method.is_empty() {
+                    st.method = get(":method").unwrap_or_default();
+                    st.path = get(":path").unwrap_or_default();
+                    st.authority = get(":authority").unwrap_or_default();
+                }
+            } else {
+                if st.status.is_none() {
+                    st.status = get(":status").and_then(|s| s.parse().ok());
+                }
+                if let Some(g) = get("grpc-status") {
+                    st.grpc_status = g.parse().ok();
+                    st.grpc_message = get("grpc-message").unwrap_or_default();
+                }
+            }
+        }
+    }
+    streams
+}
+
+/// Percent-decoding as gRPC specifies for grpc-message.
+pub fn percent_decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%' && i + 2 < b.len() {
+            if let Ok(v) = u8::from_str_radix(&s[i + 1..i + 3], 16) {
+                out.push(v);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(b[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Apache 2.4 with mod_http2 answering HTTP/1.1 `Upgrade: h2c` requests
+/// with `101` and HTTP/2 (`Protocols h2c http/1.1`), in the foreground,
+/// serving `index.html`. Its workers run as www-data, as Debian's apache2
+/// requires.
+pub fn apache_h2c() -> Server {
+    let port = free_port();
+    let dir = temp_dir(&format!("apache-{port}"));
+    let www = dir.join("www");
+    std::fs::create_dir_all(&www).expect("www");
+    std::fs::write(www.join("index.html"), "hello from apache over h2c\n").expect("file");
+    let conf = format!(
+        "ServerRoot /usr/lib/apache2\n\
+         LoadModule mpm_event_module modules/mod_mpm_event.so\n\
+         LoadModule http2_module modules/mod_http2.so\n\
+         LoadModule authz_core_module modules/mod_authz_core.so\n\
+         Listen 127.0.0.1:{port}\nServerName localhost\nPidFile {d}/httpd.pid\n\
+         ErrorLog {d}/error.log\nDocumentRoot {www}\nUser www-data\nGroup www-data\n\
+         Protocols h2c http/1.1\n",
+        d = dir.display(),
+        www = www.display(),
+    );
+    std::fs::write(dir.join("httpd.conf"), conf).expect("conf");
+    let child = Command::new("apache2")
+        .arg("-f")
+        .arg(dir.join("httpd.conf"))
+        .arg("-DFOREGROUND")
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("apache2 (scripts/setup installs it)");
+    wait_for_port(port);
+    Server { child, port }
+}
+
 /// The real SOFARPC Node server of `tests/fixtures/rpc/server.js`
 /// (sofa-rpc-node) speaking `protocol` (`bolt` or `dubbo`) on a fresh
 /// 127.0.0.1 port; the JSON lines it prints about every call come on the

@@ -1,4 +1,5 @@
-//! Durations as people type them: `10s`, `500ms`, `2m`, `1h`, or bare seconds.
+//! Durations as people type them (on the command line, in API parameters):
+//! `10s`, `500ms`, `2m`, `1h`, `7d`, or bare seconds.
 
 use std::time::Duration;
 
@@ -10,15 +11,16 @@ pub fn parse(s: &str) -> Result<Duration, String> {
     let (num, unit) = s.split_at(split);
     let value: f64 = num
         .parse()
-        .map_err(|_| format!("invalid duration {s:?}: expected e.g. 10s, 500ms, 2m"))?;
+        .map_err(|_| format!("invalid duration {s:?}: expected e.g. 10s, 500ms, 2m, 7d"))?;
     let secs = match unit {
         "" | "s" => value,
         "ms" => value / 1000.0,
         "m" => value * 60.0,
         "h" => value * 3600.0,
+        "d" => value * 86400.0,
         _ => {
             return Err(format!(
-                "invalid duration unit {unit:?} in {s:?}: use ms, s, m or h"
+                "invalid duration unit {unit:?} in {s:?}: use ms, s, m, h or d"
             ))
         }
     };
@@ -40,7 +42,8 @@ mod tests {
         assert_eq!(parse("3").unwrap(), Duration::from_secs(3));
         assert_eq!(parse("1.5s").unwrap(), Duration::from_millis(1500));
         assert!(parse("ten").is_err());
-        assert!(parse("5d").is_err());
+        assert_eq!(parse("7d").unwrap(), Duration::from_secs(7 * 86400));
+        assert!(parse("5w").is_err());
         assert!(parse("").is_err());
     }
 }

@@ -1,0 +1,18 @@
+//! Causeway's server: it takes agents' span batches (gRPC, [`ingest`]),
+//! keeps the tag dictionary apart from the rows ([`dict`], SmartEncoding),
+//! stores spans in an embedded DuckDB or in ClickHouse ([`store`], one
+//! logical schema: [`schema`]), and answers queries over HTTP ([`api`],
+//! queries expressed once in [`query`]).
+//!
+//! Data flows one way: agent batches in, rows down to the store, query
+//! results out. The server holds no state a store does not hold, apart
+//! from caches, so several servers may write one ClickHouse.
+
+pub mod api;
+pub mod dict;
+pub mod ingest;
+pub mod metrics;
+pub mod query;
+pub mod schema;
+pub mod server;
+pub mod store;

@@ -1,0 +1,212 @@
+//! Queries, expressed once: what a user asks ([`SpanQuery`],
+//! [`ServiceQuery`]) and its rendering to SQL, which differs between the
+//! stores only in how literals and substring tests are spelt ([`Dialect`]).
+//!
+//! Names are resolved to tag ids before a query reaches a store (a service
+//! name is hashed to its id, [`causeway_model::tags::tag_id`]), so stores
+//! scan integers. No user input reaches SQL but through [`Dialect::string`]
+//! and integer formatting.
+
+use crate::schema::column_list;
+use causeway_model::{L7Protocol, ObservationPoint, ResponseStatus};
+use std::fmt::Write;
+
+/// How a store spells what differs between SQL dialects.
+pub trait Dialect {
+    /// A string literal holding `s` exactly.
+    fn string(&self, s: &str) -> String;
+    /// A condition: `column` contains `needle` (a literal from [`Self::string`]).
+    fn contains(&self, column: &str, needle: &str) -> String;
+}
+
+/// Spans newest first, filtered. Every filter is optional but the range.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct SpanQuery {
+    /// Start times in `[from_us, to_us)`.
+    pub from_us: u64,
+    pub to_us: u64,
+    pub protocol: Option<L7Protocol>,
+    pub status: Option<ResponseStatus>,
+    pub observation_point: Option<ObservationPoint>,
+    /// Tag id of a service at either end.
+    pub service: Option<u64>,
+    /// Tag id of a process at either end.
+    pub process: Option<u64>,
+    /// A substring of the endpoint or of the resource.
+    pub endpoint: Option<String>,
+    /// The server's port.
+    pub port: Option<u16>,
+    pub min_duration_us: Option<u64>,
+    /// A keyset page: only spans strictly older than this (start, id).
+    pub before: Option<(u64, u64)>,
+    /// Spans sharing any of these keys (trace assembly, later issues).
+    pub trace_id: Option<String>,
+    pub limit: u32,
+}
+
+impl SpanQuery {
+    /// The WHERE clause (without the keyword).
+    pub fn condition(&self, d: &dyn Dialect) -> String {
+        let mut w = format!(
+            "start_time_us >= {} AND start_time_us < {}",
+            self.from_us, self.to_us
+        );
+        if let Some(p) = self.protocol {
+            let _ = write!(w, " AND protocol = {}", p.code());
+        }
+        if let Some(s) = self.status {
+            let _ = write!(w, " AND response_status = {}", s.code());
+        }
+        if let Some(o) = self.observation_point {
+            let _ = write!(w, " AND observation_point = {}", o.code());
+        }
+        if let Some(id) = self.service {
+            let _ = write!(w, " AND (service_0 = {id} OR service_1 = {id})");
+        }
+        if let Some(id) = self.process {
+            let _ = write!(w, " AND (process_0 = {id} OR process_1 = {id})");
+        }
+        if let Some(e) = &self.endpoint {
+            let lit = d.string(e);
+            let _ = write!(
+                w,
+                " AND ({} OR {})",
+                d.contains("endpoint", &lit),
+                d.contains("request_resource", &lit)
+            );
+        }
+        if let Some(port) = self.port {
+            let _ = write!(w, " AND dst_port = {port}");
+        }
+        if let Some(min) = self.min_duration_us {
+            let _ = write!(w, " AND duration_us >= {min}");
+        }
+        if let Some((start, id)) = self.before {
+            let _ = write!(
+                w,
+                " AND (start_time_us < {start} OR (start_time_us = {start} AND id < {id}))"
+            );
+        }
+        if let Some(t) = &self.trace_id {
+            let _ = write!(w, " AND trace_id = {}", d.string(t));
+        }
+        w
+    }
+
+    /// The whole statement over `table` (a table name or a subquery).
+    pub fn sql(&self, table: &str, d: &dyn Dialect) -> String {
+        format!(
+            "SELECT {} FROM {table} WHERE {} ORDER BY start_time_us DESC, id DESC LIMIT {}",
+            column_list(),
+            self.condition(d),
+            self.limit
+        )
+    }
+}
+
+/// Per service, what it served and what it asked, over a time range.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct ServiceQuery {
+    pub from_us: u64,
+    pub to_us: u64,
+}
+
+/// One service's figures over the range of a [`ServiceQuery`].
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ServiceRow {
+    /// Tag id of the service.
+    pub service: u64,
+    pub protocol: L7Protocol,
+    /// Requests it served, counted where they were seen as server-side
+    /// spans (in the server process, or on the wire).
+    pub served: u64,
+    pub client_errors: u64,
+    pub server_errors: u64,
+    pub timeouts: u64,
+    pub duration_sum_us: u64,
+    pub duration_max_us: u64,
+    /// Requests it made, counted at the client process.
+    pub made: u64,
+}
+
+impl ServiceQuery {
+    /// Served requests: server-side spans (server process or network);
+    /// made requests: client-process spans. Columns: service, protocol,
+    /// served, client errors, server errors, timeouts, duration sum, max, made.
+    pub fn sql(&self, table: &str) -> String {
+        let range = format!(
+            "start_time_us >= {} AND start_time_us < {}",
+            self.from_us, self.to_us
+        );
+        let (client, server, network) = (
+            ObservationPoint::Client.code(),
+            ObservationPoint::Server.code(),
+            ObservationPoint::Network.code(),
+        );
+        let (ce, se, to) = (
+            ResponseStatus::ClientError.code(),
+            ResponseStatus::ServerError.code(),
+            ResponseStatus::Timeout.code(),
+        );
+        format!(
+            "SELECT service, protocol, sum(served), sum(ce), sum(se), sum(tmo), sum(dur), max(dmax), sum(made) FROM (\
+             SELECT service_1 AS service, protocol, count(*) AS served, \
+             sum(CASE WHEN response_status = {ce} THEN 1 ELSE 0 END) AS ce, \
+             sum(CASE WHEN response_status = {se} THEN 1 ELSE 0 END) AS se, \
+             sum(CASE WHEN response_status = {to} THEN 1 ELSE 0 END) AS tmo, \
+             sum(duration_us) AS dur, max(duration_us) AS dmax, 0 AS made \
+             FROM {table} WHERE {range} AND observation_point IN ({server}, {network}) AND service_1 != 0 \
+             GROUP BY service_1, protocol \
+             UNION ALL \
+             SELECT service_0 AS service, protocol, 0 AS served, 0 AS ce, 0 AS se, 0 AS tmo, \
+             0 AS dur, 0 AS dmax, count(*) AS made \
+             FROM {table} WHERE {range} AND observation_point = {client} AND service_0 != 0 \
+             GROUP BY service_0, protocol) \
+             GROUP BY service, protocol ORDER BY service, protocol"
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Plain;
+    impl Dialect for Plain {
+        fn string(&self, s: &str) -> String {
+            format!("'{}'", s.replace('\'', "''"))
+        }
+        fn contains(&self, column: &str, needle: &str) -> String {
+            format!("contains({column}, {needle})")
+        }
+    }
+
+    #[test]
+    fn every_filter_is_rendered_and_only_through_the_dialect() {
+        let q = SpanQuery {
+            from_us: 1,
+            to_us: 2,
+            protocol: Some(L7Protocol::Mysql),
+            status: Some(ResponseStatus::ServerError),
+            observation_point: Some(ObservationPoint::Server),
+            service: Some(5),
+            process: Some(6),
+            endpoint: Some("x' OR 1=1 --".into()),
+            port: Some(80),
+            min_duration_us: Some(7),
+            before: Some((8, 9)),
+            trace_id: None,
+            limit: 10,
+        };
+        let w = q.condition(&Plain);
+        assert_eq!(
+            w,
+            "start_time_us >= 1 AND start_time_us < 2 AND protocol = 5 AND response_status = 2 \
+             AND observation_point = 1 AND (service_0 = 5 OR service_1 = 5) \
+             AND (process_0 = 6 OR process_1 = 6) \
+             AND (contains(endpoint, 'x'' OR 1=1 --') OR contains(request_resource, 'x'' OR 1=1 --')) \
+             AND dst_port = 80 AND duration_us >= 7 AND (start_time_us < 8 OR (start_time_us = 8 AND id < 9))"
+        );
+        assert!(q.sql("spans", &Plain).ends_with("LIMIT 10"));
+    }
+}

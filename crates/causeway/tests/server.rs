@@ -1,0 +1,723 @@
+//! The server end to end: `causeway up` and the split `causeway agent` /
+//! `causeway server` deployment, with real traffic (curl against nginx,
+//! redis-benchmark against Redis) captured by the real probes, stored in
+//! DuckDB, in one ClickHouse and in two ClickHouse shards behind a
+//! Distributed table, and read back through the HTTP API. Then the
+//! failures: a wrong token, the server killed with SIGKILL mid-ingest, the
+//! server away for 30 s while traffic goes on.
+
+mod support;
+
+use causeway_server::store::clickhouse::ClickHouseStore;
+use causeway_server::store::conformance;
+use serde_json::Value;
+use std::collections::{BTreeMap, HashSet};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+use support::*;
+
+// --- processes ---------------------------------------------------------------
+
+/// A `causeway` subcommand running in the background, its stderr collected.
+struct Proc {
+    child: Child,
+    stderr: mpsc::Receiver<String>,
+    seen: Vec<String>,
+}
+
+fn lines<R: std::io::Read + Send + 'static>(r: R) -> mpsc::Receiver<String> {
+    use std::io::BufRead;
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for l in std::io::BufReader::new(r).lines().map_while(Result::ok) {
+            if tx.send(l).is_err() {
+                break;
+            }
+        }
+    });
+    rx
+}
+
+impl Proc {
+    /// Starts `causeway ARGS` and waits for a stderr line containing
+    /// `ready`. None when it exits first because eBPF is unavailable and
+    /// not required (the test is skipped, saying so).
+    fn start(args: &[String], ready: &str) -> Option<Proc> {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_causeway"))
+            .args(args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn causeway");
+        let stderr = lines(child.stderr.take().expect("stderr"));
+        let mut seen = Vec::new();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            match stderr.recv_timeout(Duration::from_millis(100)) {
+                Ok(l) => {
+                    eprintln!("causeway {}: {l}", args[0]);
+                    let done = l.contains(ready);
+                    seen.push(l);
+                    if done {
+                        break;
+                    }
+                }
+                Err(mpsc::RecvTimeoutError::Timeout) => {}
+                Err(mpsc::RecvTimeoutError::Disconnected) => {
+                    let status = child.wait().expect("wait");
+                    let ebpf = seen.iter().any(|l| l.contains("eBPF"));
+                    if ebpf && !ebpf_required() {
+                        eprintln!("skipping: causeway {} could not attach ({status})", args[0]);
+                        return None;
+                    }
+                    panic!("causeway {args:?} exited ({status}) before it was ready: {seen:#?}");
+                }
+            }
+            assert!(
+                Instant::now() < deadline,
+                "causeway {args:?} not ready in 30 s: {seen:#?}"
+            );
+        }
+        Some(Proc {
+            child,
+            stderr,
+            seen,
+        })
+    }
+
+    /// SIGINT, then waits for a clean exit; returns everything it printed.
+    fn stop(mut self) -> Vec<String> {
+        // SAFETY: plain kill(2) on our own child.
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGINT) };
+        let status = self.child.wait().expect("wait");
+        let mut seen = std::mem::take(&mut self.seen);
+        seen.extend(self.stderr.iter());
+        assert!(status.success(), "causeway exited with {status}: {seen:#?}");
+        seen
+    }
+
+    /// SIGKILL: no chance to flush or close anything.
+    fn kill9(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn strings(args: &[&str]) -> Vec<String> {
+    args.iter().map(|s| s.to_string()).collect()
+}
+
+/// The exporter's closing line: (in, acknowledged, dropped, refused, held).
+fn export_line(stderr: &[String]) -> (u64, u64, u64, u64, u64) {
+    let l = stderr
+        .iter()
+        .find(|l| l.contains("spans exported"))
+        .unwrap_or_else(|| panic!("no export summary in {stderr:#?}"));
+    (
+        number_before(l, " spans exported"),
+        number_before(l, " acknowledged"),
+        number_before(l, " dropped"),
+        number_before(l, " refused"),
+        number_before(l, " held"),
+    )
+}
+
+// --- the API -----------------------------------------------------------------
+
+fn api(port: u16, path: &str, params: &[(&str, String)]) -> (u16, Value) {
+    let agent = ureq::Agent::new_with_config(
+        ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_global(Some(Duration::from_secs(60)))
+            .build(),
+    );
+    let mut req = agent.get(format!("http://127.0.0.1:{port}{path}"));
+    for (k, v) in params {
+        req = req.query(*k, v);
+    }
+    let mut resp = req.call().expect("API call");
+    let status = resp.status().as_u16();
+    let body = resp.body_mut().read_json().unwrap_or(Value::Null);
+    (status, body)
+}
+
+/// Every span matching `params`, over all pages.
+fn all_spans(port: u16, params: &[(&str, String)]) -> Vec<Value> {
+    let mut out = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let mut p = params.to_vec();
+        p.push(("limit", "1000".into()));
+        if let Some(c) = &cursor {
+            p.push(("cursor", c.clone()));
+        }
+        let (status, page) = api(port, "/api/v1/spans", &p);
+        assert_eq!(status, 200, "{page}");
+        out.extend(page["spans"].as_array().cloned().unwrap_or_default());
+        match page["next_cursor"].as_str() {
+            Some(c) => cursor = Some(c.to_owned()),
+            None => return out,
+        }
+    }
+}
+
+fn wait_until(what: &str, within: Duration, mut f: impl FnMut() -> bool) -> Duration {
+    let start = Instant::now();
+    while !f() {
+        assert!(start.elapsed() < within, "not within {within:?}: {what}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    start.elapsed()
+}
+
+fn count_by(spans: &[Value], key: impl Fn(&Value) -> String) -> BTreeMap<String, usize> {
+    let mut m = BTreeMap::new();
+    for sp in spans {
+        *m.entry(key(sp)).or_insert(0) += 1;
+    }
+    m
+}
+
+fn host() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .expect("hostname")
+        .trim()
+        .to_owned()
+}
+
+// --- ClickHouse --------------------------------------------------------------
+
+/// ClickHouse servers (Debian's 18.16) on loopback, each knowing the others
+/// as the shards of cluster `causeway`.
+struct ClickHouse {
+    nodes: Vec<Child>,
+    http: Vec<u16>,
+    _dirs: Vec<PathBuf>,
+}
+
+impl ClickHouse {
+    fn start(n: usize) -> ClickHouse {
+        let ports: Vec<(u16, u16)> = (0..n).map(|_| (free_port(), free_port())).collect();
+        let shards: String = ports
+            .iter()
+            .map(|(_, tcp)| {
+                format!(
+                    "<shard><replica><host>127.0.0.1</host><port>{tcp}</port></replica></shard>"
+                )
+            })
+            .collect();
+        let mut nodes = Vec::new();
+        let mut dirs = Vec::new();
+        for (http, tcp) in &ports {
+            let d = temp_dir(&format!("clickhouse-{http}"));
+            let dd = d.display();
+            std::fs::write(
+                d.join("users.xml"),
+                "<?xml version=\"1.0\"?><yandex><profiles><default></default></profiles>\
+                 <users><default><password></password><networks><ip>127.0.0.1</ip></networks>\
+                 <profile>default</profile><quota>default</quota></default></users>\
+                 <quotas><default></default></quotas></yandex>",
+            )
+            .expect("users.xml");
+            std::fs::write(
+                d.join("config.xml"),
+                format!(
+                    "<?xml version=\"1.0\"?><yandex>\
+                     <logger><level>warning</level><log>{dd}/server.log</log><errorlog>{dd}/error.log</errorlog></logger>\
+                     <http_port>{http}</http_port><tcp_port>{tcp}</tcp_port><listen_host>127.0.0.1</listen_host>\
+                     <path>{dd}/data/</path><tmp_path>{dd}/tmp/</tmp_path><user_files_path>{dd}/files/</user_files_path>\
+                     <format_schema_path>{dd}/schemas/</format_schema_path>\
+                     <users_config>{dd}/users.xml</users_config><default_profile>default</default_profile>\
+                     <default_database>default</default_database><mark_cache_size>5368709120</mark_cache_size>\
+                     <remote_servers><causeway>{shards}</causeway></remote_servers></yandex>"
+                ),
+            )
+            .expect("config.xml");
+            let child = Command::new("clickhouse-server")
+                .arg(format!("--config-file={dd}/config.xml"))
+                .current_dir(&d)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("clickhouse-server (scripts/setup installs it)");
+            nodes.push(child);
+            dirs.push(d);
+        }
+        let ch = ClickHouse {
+            nodes,
+            http: ports.iter().map(|p| p.0).collect(),
+            _dirs: dirs,
+        };
+        for p in &ch.http {
+            wait_until("ClickHouse answers", Duration::from_secs(60), || {
+                ch.sql(*p, "SELECT 1").is_some_and(|r| r.trim() == "1")
+            });
+        }
+        ch
+    }
+
+    fn sql(&self, port: u16, q: &str) -> Option<String> {
+        let mut resp = ureq::post(format!("http://127.0.0.1:{port}/"))
+            .send(q)
+            .ok()?;
+        resp.body_mut().read_to_string().ok()
+    }
+
+    /// The store URL for database `db`: one node, or all as shards.
+    fn url(&self, db: &str) -> String {
+        let hosts: Vec<String> = self.http.iter().map(|p| format!("127.0.0.1:{p}")).collect();
+        if hosts.len() == 1 {
+            format!("clickhouse://{}/{db}", hosts[0])
+        } else {
+            format!("clickhouse://{}/{db}?cluster=causeway", hosts.join(","))
+        }
+    }
+}
+
+impl Drop for ClickHouse {
+    fn drop(&mut self) {
+        for c in &mut self.nodes {
+            // SAFETY: plain kill(2) on our own child.
+            unsafe { libc::kill(c.id() as i32, libc::SIGTERM) };
+        }
+        for c in &mut self.nodes {
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while Instant::now() < deadline && !matches!(c.try_wait(), Ok(Some(_))) {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+// --- the tests ---------------------------------------------------------------
+
+/// `causeway up` with `store` args, nginx and Redis driven by curl and
+/// redis-benchmark: the API returns those spans, with their fields, within
+/// a few seconds. Returns the API port and the stopped `up`'s stderr.
+fn up_serves_what_it_captured(store: &[String]) -> Option<(u16, Vec<String>)> {
+    let web = nginx(&[("a.txt", 100)]);
+    let db = redis();
+    let api_port = free_port();
+    let mut args = strings(&["up", "--listen", &format!("127.0.0.1:{api_port}")]);
+    args.extend_from_slice(store);
+    let up = Proc::start(&args, "Ctrl-C to stop")?;
+    let base = format!("http://127.0.0.1:{}", web.port);
+    run_ok(
+        Command::new("curl")
+            .args([
+                "-s",
+                "-o",
+                "/dev/null",
+                "-o",
+                "/dev/null",
+                "-H",
+                "X-Request-ID: up-1",
+            ])
+            .arg(format!("{base}/a.txt"))
+            .arg(format!("{base}/missing")),
+    );
+    run_ok(Command::new("redis-benchmark").args([
+        "-p",
+        &db.port.to_string(),
+        "-n",
+        "500",
+        "-t",
+        "set,get",
+        "-q",
+    ]));
+    let at = |port: u16, op: &str| {
+        vec![
+            ("since", "5m".to_string()),
+            ("port", port.to_string()),
+            ("observation_point", op.to_string()),
+        ]
+    };
+    let took = wait_until("every request stored", Duration::from_secs(15), || {
+        let http = all_spans(api_port, &at(web.port, "server"));
+        let redis = all_spans(api_port, &at(db.port, "server"));
+        let n = |t: &str| redis.iter().filter(|s| s["request_type"] == t).count();
+        http.len() == 2 && n("SET") == 500 && n("GET") == 500
+    });
+    eprintln!("stored and queryable {took:?} after the traffic ended");
+
+    // HTTP, both sides, every field that matters.
+    let me = host();
+    for op in ["client", "server"] {
+        let http = all_spans(api_port, &at(web.port, op));
+        let got = count_by(&http, |s| {
+            format!(
+                "{} {} {}",
+                s["request_type"], s["request_resource"], s["response_code"]
+            )
+        });
+        assert_eq!(
+            got,
+            BTreeMap::from([
+                ("\"GET\" \"/a.txt\" 200".to_string(), 1),
+                ("\"GET\" \"/missing\" 404".to_string(), 1)
+            ]),
+            "{http:#?}"
+        );
+        for s in &http {
+            assert_eq!(s["protocol"], "http");
+            assert_eq!(s["x_request_id"], "up-1");
+            assert_eq!(s["process_0"], "curl", "{s}");
+            assert_eq!(s["service_0"], "curl");
+            assert_eq!(s["process_1"], "nginx");
+            assert_eq!(s["service_1"], "nginx");
+            assert_eq!(s["host_0"], me.as_str());
+            assert_eq!(s["host_1"], me.as_str());
+            assert_eq!(s["agent"], me.as_str());
+            assert_eq!(s["dst_port"], web.port);
+            assert!(s["pid_0"].as_u64() > Some(0) && s["pid_1"].as_u64() > Some(0));
+            let status = if s["response_code"] == 404 {
+                "client_error"
+            } else {
+                "ok"
+            };
+            assert_eq!(s["response_status"], status);
+            assert!(s["duration_us"].as_u64() < Some(1_000_000));
+            // The same span by its id.
+            let (code, one) = api(
+                api_port,
+                &format!("/api/v1/span/{}", s["id"].as_str().unwrap()),
+                &[],
+            );
+            assert_eq!((code, &one), (200, s));
+        }
+    }
+    // Filters: the 404, seen at both ends; a status and a port.
+    let errors = all_spans(
+        api_port,
+        &[
+            ("since", "5m".into()),
+            ("port", web.port.to_string()),
+            ("status", "client_error".into()),
+        ],
+    );
+    assert_eq!(errors.len(), 2);
+    assert!(errors.iter().all(|s| s["request_resource"] == "/missing"));
+    // Redis: the benchmark's commands, named by server and client process.
+    let redis = all_spans(api_port, &at(db.port, "server"));
+    assert!(redis.iter().all(|s| s["service_1"] == "redis-server"
+        && s["service_0"] == "redis-benchmark"
+        && s["protocol"] == "redis"));
+    let (code, services) = api(api_port, "/api/v1/services", &[("since", "5m".into())]);
+    assert_eq!(code, 200);
+    let list = services["services"].as_array().expect("services");
+    let find = |name: &str, proto: &str| {
+        list.iter()
+            .find(|s| s["service"] == name && s["protocol"] == proto)
+            .unwrap_or_else(|| panic!("{name} ({proto}) in {services:#}"))
+    };
+    assert!(find("redis-server", "redis")["served"].as_u64() >= Some(1000));
+    assert!(find("redis-benchmark", "redis")["made"].as_u64() >= Some(1000));
+    assert!(find("nginx", "http")["client_errors"].as_u64() >= Some(1));
+    // Bad parameters are refused with a message.
+    let (code, err) = api(api_port, "/api/v1/spans", &[("status", "fine".into())]);
+    assert_eq!(code, 400);
+    assert!(err["error"].as_str().unwrap_or_default().contains("status"));
+    let (code, _) = api(api_port, "/api/v1/span/12", &[]);
+    assert_eq!(code, 404);
+    // The CLI over the same API.
+    let out = run_ok(
+        Command::new(env!("CARGO_BIN_EXE_causeway"))
+            .args([
+                "query",
+                "spans",
+                "--server",
+                &format!("http://127.0.0.1:{api_port}"),
+            ])
+            .args([
+                "--port",
+                &web.port.to_string(),
+                "--status",
+                "client_error",
+                "--format",
+                "json",
+            ]),
+    );
+    assert_eq!(out.lines().count(), 2, "{out}");
+    let stderr = up.stop();
+    let (spans_in, acked, dropped, refused, held) = export_line(&stderr);
+    assert_eq!((dropped, refused, held), (0, 0, 0), "{stderr:#?}");
+    assert_eq!(spans_in, acked);
+    Some((api_port, stderr))
+}
+
+#[test]
+fn up_on_duckdb_serves_what_it_captured_and_keeps_it() {
+    let _g = serial();
+    let data = temp_dir("up-duckdb");
+    let store = strings(&["--data", &data.display().to_string()]);
+    let Some(_) = up_serves_what_it_captured(&store) else {
+        return;
+    };
+    // Stopped and started again: everything is still there.
+    let api_port = free_port();
+    let mut args = strings(&["up", "--listen", &format!("127.0.0.1:{api_port}")]);
+    args.extend(store);
+    let up = Proc::start(&args, "Ctrl-C to stop").expect("restart");
+    let again = all_spans(
+        api_port,
+        &[("since", "10m".into()), ("protocol", "http".into())],
+    );
+    assert!(again.iter().filter(|s| s["x_request_id"] == "up-1").count() >= 4);
+    up.stop();
+}
+
+#[test]
+fn up_on_one_clickhouse_serves_what_it_captured() {
+    let _g = serial();
+    let ch = ClickHouse::start(1);
+    up_serves_what_it_captured(&strings(&["--store", &ch.url("causeway_up")]));
+}
+
+#[test]
+fn up_on_two_clickhouse_shards_serves_what_it_captured() {
+    let _g = serial();
+    let ch = ClickHouse::start(2);
+    let Some((_, _)) = up_serves_what_it_captured(&strings(&["--store", &ch.url("causeway_up2")]))
+    else {
+        return;
+    };
+    // Both shards hold rows, and together what the Distributed table shows.
+    let local: Vec<u64> = ch
+        .http
+        .iter()
+        .map(|p| {
+            ch.sql(*p, "SELECT count() FROM causeway_up2.spans_local")
+                .and_then(|s| s.trim().parse().ok())
+                .expect("count")
+        })
+        .collect();
+    let total: u64 = ch
+        .sql(ch.http[0], "SELECT count() FROM causeway_up2.spans")
+        .and_then(|s| s.trim().parse().ok())
+        .expect("count");
+    assert!(
+        local.iter().all(|n| *n > 0),
+        "rows on every shard: {local:?}"
+    );
+    assert_eq!(local.iter().sum::<u64>(), total);
+}
+
+/// The store suite the DuckDB store passes in its unit tests, on ClickHouse:
+/// one node, then two shards behind Distributed tables.
+#[test]
+fn clickhouse_stores_behave_as_the_embedded_one() {
+    let _g = serial();
+    for (nodes, db) in [(1, "conformance_one"), (2, "conformance_two")] {
+        let ch = ClickHouse::start(nodes);
+        let url = ch.url(db);
+        conformance::run(&ClickHouseStore::open(&url).expect("open"));
+        conformance::after_reopen(&ClickHouseStore::open(&url).expect("reopen"));
+    }
+}
+
+/// `causeway server` with a DuckDB store on fresh ports; its API and ingest ports.
+fn server(data: &std::path::Path, api: u16, ingest: u16, token: &str) -> Proc {
+    Proc::start(
+        &strings(&[
+            "server",
+            "--data",
+            &data.display().to_string(),
+            "--listen",
+            &format!("127.0.0.1:{api}"),
+            "--ingest-listen",
+            &format!("127.0.0.1:{ingest}"),
+            "--token",
+            token,
+        ]),
+        "server on",
+    )
+    .expect("causeway server")
+}
+
+fn agent(ingest: u16, token: &str, port: u16, extra: &[&str]) -> Option<Proc> {
+    let mut args = strings(&[
+        "agent",
+        "--server",
+        &format!("http://127.0.0.1:{ingest}"),
+        "--token",
+        token,
+        "--port",
+        &port.to_string(),
+    ]);
+    args.extend(strings(extra));
+    Proc::start(&args, "Ctrl-C to stop")
+}
+
+fn redis_benchmark(port: u16, n: u32, tests: &str) {
+    run_ok(Command::new("redis-benchmark").args([
+        "-p",
+        &port.to_string(),
+        "-n",
+        &n.to_string(),
+        "-t",
+        tests,
+        "-q",
+    ]));
+}
+
+#[test]
+fn a_wrong_token_is_refused_and_said_so() {
+    let _g = serial();
+    let db = redis();
+    let (api_port, ingest) = (free_port(), free_port());
+    let data = temp_dir("wrong-token");
+    let srv = server(&data, api_port, ingest, "right");
+    let Some(ag) = agent(ingest, "wrong", db.port, &[]) else {
+        return;
+    };
+    redis_benchmark(db.port, 50, "set");
+    std::thread::sleep(Duration::from_secs(2));
+    let stderr = ag.stop();
+    let (spans_in, acked, dropped, _, held) = export_line(&stderr);
+    assert!(spans_in >= 100);
+    assert_eq!(acked, 0);
+    // Not acknowledged means not delivered: counted as dropped at exit.
+    assert_eq!(dropped + held, spans_in);
+    assert!(
+        stderr.iter().any(|l| l.contains("wrong token")),
+        "the agent says why: {stderr:#?}"
+    );
+    let (_, metrics) = {
+        let mut r = ureq::get(format!("http://127.0.0.1:{api_port}/metrics"))
+            .call()
+            .expect("metrics");
+        (0, r.body_mut().read_to_string().expect("text"))
+    };
+    let refused = metrics
+        .lines()
+        .find(|l| l.starts_with("causeway_ingest_unauthenticated_total "))
+        .and_then(|l| l.split(' ').nth(1)?.parse::<u64>().ok())
+        .expect("counter");
+    assert!(refused > 0);
+    assert!(all_spans(api_port, &[("since", "5m".into())]).is_empty());
+    srv.stop();
+}
+
+#[test]
+fn the_server_killed_mid_ingest_loses_no_acknowledged_span() {
+    let _g = serial();
+    let db = redis();
+    let (api_port, ingest) = (free_port(), free_port());
+    let data = temp_dir("kill9");
+    let srv = server(&data, api_port, ingest, "t");
+    let Some(ag) = agent(ingest, "t", db.port, &["--buffer-spans", "1000000"]) else {
+        return;
+    };
+    // Load in the background; the server dies by SIGKILL in the middle of
+    // it and comes back 2 s later.
+    let port = db.port;
+    let load = std::thread::spawn(move || {
+        for _ in 0..4 {
+            redis_benchmark(port, 3000, "set,get");
+        }
+    });
+    std::thread::sleep(Duration::from_millis(1500));
+    srv.kill9();
+    std::thread::sleep(Duration::from_secs(2));
+    let srv = server(&data, api_port, ingest, "t");
+    load.join().expect("load");
+    // Let the agent deliver, then stop it: it reports what became of every span.
+    std::thread::sleep(Duration::from_secs(3));
+    let stderr = ag.stop();
+    let (spans_in, acked, dropped, refused, held) = export_line(&stderr);
+    assert_eq!((dropped, refused, held), (0, 0, 0), "{stderr:#?}");
+    assert_eq!(acked, spans_in);
+    let stored = all_spans(
+        api_port,
+        &[("since", "10m".into()), ("port", port.to_string())],
+    );
+    // Every acknowledged span is there, once.
+    assert_eq!(stored.len() as u64, acked);
+    let ids: HashSet<&str> = stored.iter().filter_map(|s| s["id"].as_str()).collect();
+    assert_eq!(ids.len(), stored.len(), "no span twice");
+    let key = |s: &Value| {
+        format!(
+            "{} {} {} {}",
+            s["observation_point"], s["socket_id"], s["req_tcp_seq"], s["request_type"]
+        )
+    };
+    let distinct: HashSet<String> = stored.iter().map(key).collect();
+    assert_eq!(distinct.len(), stored.len(), "no request stored twice");
+    // And they are every request the benchmark made: 4 runs of 3000 each.
+    let server_side: Vec<Value> = stored
+        .iter()
+        .filter(|s| s["observation_point"] == "server")
+        .cloned()
+        .collect();
+    let by = count_by(&server_side, |s| {
+        s["request_type"].as_str().unwrap_or_default().to_owned()
+    });
+    assert_eq!(
+        (by.get("SET"), by.get("GET")),
+        (Some(&12_000), Some(&12_000)),
+        "{by:?}"
+    );
+    srv.stop();
+}
+
+#[test]
+fn thirty_seconds_without_a_server_are_buffered_then_delivered() {
+    let _g = serial();
+    let db = redis();
+    let (api_port, ingest) = (free_port(), free_port());
+    let data = temp_dir("down30");
+    // The agent starts with no server; traffic goes on for 30 s.
+    let Some(ag) = agent(ingest, "t", db.port, &["--buffer-spans", "3000"]) else {
+        return;
+    };
+    let start = Instant::now();
+    let mut rounds = 0;
+    while start.elapsed() < Duration::from_secs(30) {
+        redis_benchmark(db.port, 100, "set");
+        rounds += 1;
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    let srv = server(&data, api_port, ingest, "t");
+    // The agent delivers what it held: its bound, since far more came.
+    let mut stored = Vec::new();
+    wait_until("the held spans delivered", Duration::from_secs(30), || {
+        stored = all_spans(
+            api_port,
+            &[("since", "10m".into()), ("port", db.port.to_string())],
+        );
+        stored.len() >= 2900
+    });
+    let stderr = ag.stop();
+    let (spans_in, acked, dropped, refused, held) = export_line(&stderr);
+    eprintln!("{rounds} rounds; in {spans_in}, acknowledged {acked}, dropped {dropped}");
+    stored = all_spans(
+        api_port,
+        &[("since", "10m".into()), ("port", db.port.to_string())],
+    );
+    // Each round: 100 SETs (and the benchmark's CONFIG GETs), seen at both ends.
+    assert!(spans_in >= rounds * 200, "{spans_in} for {rounds} rounds");
+    assert_eq!((refused, held), (0, 0));
+    assert_eq!(spans_in, acked + dropped, "every span accounted for");
+    assert!(dropped > 0, "the bound was reached");
+    assert!(acked <= 3000, "no more held than the bound: {acked}");
+    // Batches are whole flushes of the capture (a few hundred spans), so
+    // the queue fills to within one of them of the bound.
+    assert!(acked >= 2000, "the bound was used: {acked}");
+    assert_eq!(
+        stored.len() as u64,
+        acked,
+        "what was acknowledged is stored"
+    );
+    srv.stop();
+}
