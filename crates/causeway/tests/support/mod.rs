@@ -931,3 +931,27 @@ pub fn tansu(bin: &Path) -> Server {
         port,
     )
 }
+
+/// The real SOFARPC Node server of `tests/fixtures/rpc/server.js`
+/// (sofa-rpc-node) speaking `protocol` (`bolt` or `dubbo`) on a fresh
+/// 127.0.0.1 port; the JSON lines it prints about every call come on the
+/// receiver. `scripts/setup` installs its packages (`npm ci`).
+pub fn rpc_server(protocol: &str) -> (Server, mpsc::Receiver<String>) {
+    let dir = fixtures().join("rpc");
+    assert!(
+        dir.join("node_modules").is_dir(),
+        "no node_modules in {}: scripts/setup runs npm ci there",
+        dir.display()
+    );
+    let port = free_port();
+    let mut child = Command::new("node")
+        .arg(dir.join("server.js"))
+        .args(["--protocol", protocol, "--port", &port.to_string()])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("node (scripts/setup installs it)");
+    let lines = lines_of(child.stdout.take().expect("stdout"));
+    wait_for_port(port);
+    (Server { child, port }, lines)
+}
