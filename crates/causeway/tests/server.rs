@@ -27,19 +27,6 @@ struct Proc {
     seen: Vec<String>,
 }
 
-fn lines<R: std::io::Read + Send + 'static>(r: R) -> mpsc::Receiver<String> {
-    use std::io::BufRead;
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for l in std::io::BufReader::new(r).lines().map_while(Result::ok) {
-            if tx.send(l).is_err() {
-                break;
-            }
-        }
-    });
-    rx
-}
-
 impl Proc {
     /// Starts `causeway ARGS` and waits for a stderr line containing
     /// `ready`. None when it exits first because eBPF is unavailable and
@@ -51,7 +38,7 @@ impl Proc {
             .stderr(Stdio::piped())
             .spawn()
             .expect("spawn causeway");
-        let stderr = lines(child.stderr.take().expect("stderr"));
+        let stderr = lines_of(child.stderr.take().expect("stderr"));
         let mut seen = Vec::new();
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
