@@ -192,6 +192,9 @@ pub struct KeyQuery {
     pub x_request_ids: BTreeSet<String>,
     /// TCP sequence numbers of requests or responses.
     pub tcp_seqs: BTreeSet<u32>,
+    /// UDP messages (DNS has no sequence numbers) by (client port, server
+    /// port); the assembly checks addresses, request ids and times.
+    pub udp_ports: BTreeSet<(u16, u16)>,
     pub trace_ids: BTreeSet<String>,
     /// Most rows returned (the earliest first).
     pub limit: u32,
@@ -254,6 +257,19 @@ impl KeyQuery {
         let seqs: Vec<u32> = self.tcp_seqs.iter().copied().filter(|v| *v != 0).collect();
         if !seqs.is_empty() {
             any.push(pair("req_tcp_seq", "resp_tcp_seq", &int_list(seqs)));
+        }
+        let udp: Vec<String> = self
+            .udp_ports
+            .iter()
+            .filter(|(s, d)| *s != 0 && *d != 0)
+            .map(|(s, d)| format!("(src_port = {s} AND dst_port = {d})"))
+            .collect();
+        if !udp.is_empty() {
+            any.push(format!(
+                "(l4_protocol = {} AND ({}))",
+                causeway_model::L4Protocol::Udp.code(),
+                udp.join(" OR ")
+            ));
         }
         if let Some(list) = strings(&self.trace_ids) {
             any.push(format!("trace_id IN ({list})"));
@@ -352,6 +368,7 @@ mod tests {
         q.coroutine_ids.entry((1, 99)).or_default().insert(3);
         q.x_request_ids.insert("it's".into());
         q.tcp_seqs.extend([5, 4]);
+        q.udp_ports.extend([(5353, 53), (0, 53)]);
         q.trace_ids.insert("abc".into());
         assert_eq!(
             q.sql("spans", &Plain).unwrap(),
@@ -361,6 +378,7 @@ mod tests {
                  OR (agent = 1 AND pid = 99 AND (coroutine_id_req IN (3) OR coroutine_id_resp IN (3))) \
                  OR x_request_id IN ('it''s') OR x_request_id_resp IN ('it''s') \
                  OR req_tcp_seq IN (4, 5) OR resp_tcp_seq IN (4, 5) \
+                 OR (l4_protocol = 17 AND ((src_port = 5353 AND dst_port = 53))) \
                  OR trace_id IN ('abc')) ORDER BY start_time_us, id LIMIT 5",
                 column_list()
             )

@@ -240,7 +240,7 @@ pub fn keys(store: &dyn Store) {
     assert_eq!(store.count().unwrap(), 0);
     // Agent a1, session 1: one span per key kind (by index), and a span
     // with every key absent.
-    let a1 = shaped("a1", 1, T1, 9, |i, r| match i {
+    let a1 = shaped("a1", 1, T1, 10, |i, r| match i {
         0 => (r.syscall_trace_id_req, r.syscall_trace_id_resp) = (10, 11),
         1 => (r.syscall_trace_id_req, r.syscall_trace_id_resp) = (11, 12),
         2 => r.req_tcp_seq = 100,
@@ -251,6 +251,10 @@ pub fn keys(store: &dyn Store) {
         7 => {
             r.pid = 42;
             (r.coroutine_id_req, r.coroutine_id_resp) = (0, 5);
+        }
+        9 => {
+            r.l4_protocol = 17;
+            (r.src_port, r.dst_port) = (40000, 53);
         }
         _ => {}
     });
@@ -263,9 +267,12 @@ pub fn keys(store: &dyn Store) {
         r.coroutine_id_req = 5;
         r.req_tcp_seq = if i == 0 { 100 } else { 101 };
     });
-    let a1_other_pid = shaped("a1", 3, T1, 1, |_, r| {
+    let a1_other_pid = shaped("a1", 3, T1, 2, |i, r| {
         r.pid = 43;
         r.coroutine_id_req = 5;
+        // TCP on the same ports, and UDP the other way round.
+        (r.src_port, r.dst_port) = if i == 0 { (40000, 53) } else { (53, 40000) };
+        r.l4_protocol = if i == 0 { 6 } else { 17 };
     });
     let later = shaped("a3", 1, T1 + DAY / 2 + 1, 2, |_, r| {
         r.req_tcp_seq = 100;
@@ -330,6 +337,12 @@ pub fn keys(store: &dyn Store) {
                 .insert(5);
         }),
         vec![id(&a1, 7)]
+    );
+    assert_eq!(
+        find(&|q| {
+            q.udp_ports.insert((40000, 53));
+        }),
+        vec![id(&a1, 9)]
     );
     // TCP seqs are bare: both directions, every agent, this range only.
     assert_eq!(
