@@ -10,10 +10,14 @@
 //!    trace headers. Only the keys not asked before are asked each round,
 //!    within a window around the start span, until the set stops growing,
 //!    a number of rounds has passed, or the set is as large as allowed.
-//!    A candidate matched by a TCP sequence number or a UDP flow joins only
-//!    if it is the same message as a span of the set ([`same_message`]):
-//!    sequence numbers of different connections collide, so the ports (or
-//!    the other direction's sequence number too) and the times must agree.
+//!    A candidate joins only if the parent rules (2) connect it to the
+//!    start span's tree (or it belongs by step 3): sequence numbers of
+//!    different connections collide, so the same message must also agree
+//!    on ports (or the other direction's sequence number) and times
+//!    ([`same_message`]); and a thread's syscall trace ids also lead to
+//!    what it did for other requests (an event loop such as nginx's, a
+//!    pool thread, an OS thread running many goroutines), which the rules
+//!    do not connect: growth does not go on from there.
 //! 2. **Parents** ([`link`]), by explicit rules:
 //!    - *the same message seen twice*: a client-process span, the network
 //!      spans and the server-process span of one request ([`same_message`])
@@ -166,8 +170,8 @@ fn overlap(a: &StoredSpan, b: &StoredSpan, skew: u64) -> bool {
 /// start, the same response one), and either the same ports or both
 /// directions' sequence numbers equal (64 bits of agreement, which an
 /// address translation on the way does not change); request ids, where
-/// both have one (HTTP/2 streams), equal. UDP: the same ports and
-/// addresses and the same request id (DNS id). Either way the times
+/// both have one (HTTP/2 streams), equal. UDP: the same ports and the same
+/// request id (DNS id). Either way the times
 /// overlap (within `skew`).
 pub fn same_message(a: &StoredSpan, b: &StoredSpan, skew: u64) -> bool {
     let (x, y) = (&a.row, &b.row);
@@ -181,11 +185,9 @@ pub fn same_message(a: &StoredSpan, b: &StoredSpan, skew: u64) -> bool {
     }
     let ports = x.src_port == y.src_port && x.dst_port == y.dst_port;
     if is_udp(a) {
-        return ports
-            && x.src_ip == y.src_ip
-            && x.dst_ip == y.dst_ip
-            && x.request_id.is_some()
-            && x.request_id == y.request_id;
+        // Addresses are not compared: an unconnected socket's own address
+        // is the wildcard on one side and the real one on the other.
+        return ports && x.request_id.is_some() && x.request_id == y.request_id;
     }
     let req = x.req_tcp_seq != 0 && x.req_tcp_seq == y.req_tcp_seq;
     let resp = x.resp_tcp_seq != 0 && x.resp_tcp_seq == y.resp_tcp_seq;
@@ -198,20 +200,20 @@ pub fn same_message(a: &StoredSpan, b: &StoredSpan, skew: u64) -> bool {
     }
 }
 
-/// The keys of the spans in a set, fully scoped, for admitting candidates.
+/// The keys of the spans in a set, fully scoped: what was asked already.
 #[derive(Default)]
 struct Keys {
     syscall: HashSet<(u64, u64, u64)>,
     coroutine: HashSet<(u64, u32, u64)>,
     xrid: HashSet<String>,
     trace: HashSet<String>,
-    /// TCP sequence numbers and UDP ports: the spans that have them.
-    seq: HashMap<u32, Vec<usize>>,
-    udp: HashMap<(u16, u16), Vec<usize>>,
+    seq: HashSet<u32>,
+    udp: HashSet<(u16, u16)>,
 }
 
 impl Keys {
-    fn add(&mut self, i: usize, s: &StoredSpan, q: &mut KeyQuery) {
+    /// Notes `s`'s keys; those not asked before go into `q`.
+    fn add(&mut self, s: &StoredSpan, q: &mut KeyQuery) {
         let r = &s.row;
         for id in [r.syscall_trace_id_req, r.syscall_trace_id_resp] {
             if id != 0 && self.syscall.insert((s.agent, s.session, id)) {
@@ -239,49 +241,15 @@ impl Keys {
         }
         if is_udp(s) {
             let ports = (r.src_port as u16, r.dst_port as u16);
-            let known = self.udp.entry(ports).or_default();
-            if known.is_empty() {
+            if self.udp.insert(ports) {
                 q.udp_ports.insert(ports);
             }
-            known.push(i);
         } else {
             for seq in [r.req_tcp_seq, r.resp_tcp_seq] {
-                if seq != 0 {
-                    let known = self.seq.entry(seq).or_default();
-                    if known.is_empty() {
-                        q.tcp_seqs.insert(seq);
-                    }
-                    if !known.contains(&i) {
-                        known.push(i);
-                    }
+                if seq != 0 && self.seq.insert(seq) {
+                    q.tcp_seqs.insert(seq);
                 }
             }
-        }
-    }
-
-    /// Whether `c` shares a key with the set (`spans`), fully scoped.
-    fn admits(&self, c: &StoredSpan, spans: &[StoredSpan], skew: u64) -> bool {
-        let r = &c.row;
-        let sys = [r.syscall_trace_id_req, r.syscall_trace_id_resp]
-            .iter()
-            .any(|id| *id != 0 && self.syscall.contains(&(c.agent, c.session, *id)));
-        let co = [r.coroutine_id_req, r.coroutine_id_resp]
-            .iter()
-            .any(|id| *id != 0 && self.coroutine.contains(&(c.agent, r.pid, *id)));
-        let xrid = [&r.x_request_id, &r.x_request_id_resp]
-            .iter()
-            .any(|x| !x.is_empty() && self.xrid.contains(*x));
-        let trace = !r.trace_id.is_empty() && self.trace.contains(&r.trace_id);
-        if sys || co || xrid || trace {
-            return true;
-        }
-        let same = |list: Option<&Vec<usize>>| {
-            list.is_some_and(|l| l.iter().any(|&i| same_message(c, &spans[i], skew)))
-        };
-        if is_udp(c) {
-            same(self.udp.get(&(r.src_port as u16, r.dst_port as u16)))
-        } else {
-            same(self.seq.get(&r.req_tcp_seq)) || same(self.seq.get(&r.resp_tcp_seq))
         }
     }
 }
@@ -311,7 +279,7 @@ pub fn assemble(
         limit: (opt.max_spans as u32).saturating_add(1),
         ..KeyQuery::default()
     };
-    keys.add(0, &spans[0], &mut ask);
+    keys.add(&spans[0], &mut ask);
     let mut iterations = 0;
     let mut truncated = false;
     while !ask.is_empty() {
@@ -330,25 +298,28 @@ pub fn assemble(
             limit: ask.limit,
             ..KeyQuery::default()
         };
-        // A candidate admitted by a sequence number may make another one
-        // admissible: look again until none joins.
-        let mut pending: Vec<StoredSpan> =
+        // Candidates: spans sharing a key (TCP seqs and UDP ports bare) ...
+        let candidates: Vec<StoredSpan> =
             found.into_iter().filter(|s| !ids.contains(&s.id)).collect();
-        loop {
-            let before = pending.len();
-            let mut rest = Vec::new();
-            for c in pending {
-                if spans.len() < opt.max_spans && keys.admits(&c, &spans, opt.skew_us) {
-                    ids.insert(c.id);
-                    keys.add(spans.len(), &c, &mut ask);
-                    spans.push(c);
-                } else {
-                    rest.push(c);
+        // ... join if the rules connect them to the start span's tree (or
+        // to a tree sharing its trace id or X-Request-ID): another
+        // connection's message with the same seq stays out, and so does
+        // what a thread did for other requests (an event loop, a pool
+        // thread: its syscall trace ids lead there), with the keys it
+        // would add.
+        let base = spans.len();
+        let mut all = std::mem::take(&mut spans);
+        all.extend(candidates);
+        let keep = keep(&all, &parents(&all, opt.skew_us), start);
+        for (i, s) in all.into_iter().enumerate() {
+            if i < base || (keep[i] && spans.len() < opt.max_spans) {
+                if i >= base {
+                    ids.insert(s.id);
+                    keys.add(&s, &mut ask);
                 }
-            }
-            pending = rest;
-            if pending.len() == before || pending.is_empty() {
-                break;
+                spans.push(s);
+            } else if i >= base && keep[i] {
+                truncated = true;
             }
         }
         if spans.len() >= opt.max_spans && !ask.is_empty() {
@@ -413,6 +384,22 @@ fn xrids(s: &StoredSpan) -> impl Iterator<Item = &str> {
 /// Sets parents over a set of spans and orders them into a trace (steps 2
 /// to 4 of the module doc); `start` is the span the user picked.
 pub fn link(spans: Vec<StoredSpan>, start: u64, skew: u64) -> Trace {
+    let parents = parents(&spans, skew);
+    let keep = keep(&spans, &parents, start);
+    build(spans, &parents, &keep, start)
+}
+
+fn rank(o: Option<ObservationPoint>) -> u8 {
+    match o {
+        Some(ObservationPoint::Client) => 0,
+        Some(ObservationPoint::Network) => 1,
+        Some(ObservationPoint::Server) => 2,
+        None => 3,
+    }
+}
+
+/// Step 2: each span's parent, by the rules.
+fn parents(spans: &[StoredSpan], skew: u64) -> Parents {
     let n = spans.len();
     let mut parents = Parents {
         parent: vec![None; n],
@@ -463,12 +450,6 @@ pub fn link(spans: Vec<StoredSpan>, start: u64, skew: u64) -> Trace {
         let g = find(&mut group, i);
         groups.entry(g).or_default().push(i);
     }
-    let rank = |o: Option<ObservationPoint>| match o {
-        Some(ObservationPoint::Client) => 0,
-        Some(ObservationPoint::Network) => 1,
-        Some(ObservationPoint::Server) => 2,
-        None => 3,
-    };
     for members in groups.values_mut().filter(|m| m.len() > 1) {
         members.sort_by_key(|&i| (rank(point(i)), spans[i].row.start_time_us, spans[i].id));
         let link = if is_udp(&spans[members[0]]) {
@@ -607,8 +588,13 @@ pub fn link(spans: Vec<StoredSpan>, start: u64, skew: u64) -> Trace {
         }
     }
 
-    // 4. Keep the start span's tree, and the trees sharing a trace id or an
-    // X-Request-ID with it.
+    parents
+}
+
+/// Step 3: which spans belong: the start span's tree, and the trees sharing
+/// a trace id or an X-Request-ID with it.
+fn keep(spans: &[StoredSpan], parents: &Parents, start: u64) -> Vec<bool> {
+    let n = spans.len();
     let start_at = spans.iter().position(|s| s.id == start);
     let roots: Vec<usize> = (0..n).map(|i| parents.root(i)).collect();
     let keep: Vec<bool> = match start_at {
@@ -635,9 +621,14 @@ pub fn link(spans: Vec<StoredSpan>, start: u64, skew: u64) -> Trace {
             roots.iter().map(|r| related.contains(r)).collect()
         }
     };
-    let dropped = keep.iter().filter(|k| !**k).count();
+    keep
+}
 
-    // 5. Order and self time.
+/// Step 4: the kept spans in display order, with self times.
+fn build(spans: Vec<StoredSpan>, parents: &Parents, keep: &[bool], start: u64) -> Trace {
+    let n = spans.len();
+    let point = |i: usize| obs(&spans[i]);
+    let dropped = keep.iter().filter(|k| !**k).count();
     let order_key = |i: usize| (spans[i].row.start_time_us, rank(point(i)), spans[i].id);
     let mut children: Vec<Vec<usize>> = vec![Vec::new(); n];
     let mut top = Vec::new();
