@@ -35,8 +35,9 @@
 //!      same evidence the innermost (latest start) wins. Different
 //!      X-Request-IDs or different trace ids on S and C rule S out;
 //!    - *a server span whose caller was not seen by sequence number* (an
-//!      address translated on the way): the client span with the same
-//!      trace id and span id (the caller's, from trace headers) around it.
+//!      address translated on the way): the client span of the same
+//!      protocol, trace id and span id (the caller's, from trace headers)
+//!      around it, whose own server side was not seen.
 //!
 //!    No parent that would make a cycle is set.
 //! 3. **Keep what belongs**: the spans connected to the start span by
@@ -562,7 +563,14 @@ fn parents(spans: &[StoredSpan], skew: u64) -> Parents {
     }
 
     // 3. Server spans whose caller was not matched by sequence number: the
-    // client span of the same trace and span id around them.
+    // client span of the same protocol, trace id and span id around them
+    // (on one agent's clock exactly, across agents within the skew) whose
+    // own server side was not seen.
+    let has_server: HashSet<usize> = (0..n)
+        .filter(|&i| point(i) == Some(ObservationPoint::Server))
+        .filter_map(|i| parents.parent[i].map(|(p, _)| p))
+        .filter(|&p| point(p) == Some(ObservationPoint::Client))
+        .collect();
     for si in 0..n {
         let s = &spans[si];
         if point(si) != Some(ObservationPoint::Server)
@@ -575,8 +583,11 @@ fn parents(spans: &[StoredSpan], skew: u64) -> Parents {
         let caller = (0..n)
             .filter(|&ci| {
                 let c = &spans[ci];
+                let skew = if c.agent == s.agent { 0 } else { skew };
                 point(ci) == Some(ObservationPoint::Client)
+                    && !has_server.contains(&ci)
                     && (c.agent, c.row.pid) != (s.agent, s.row.pid)
+                    && c.row.protocol == s.row.protocol
                     && c.row.span_id == s.row.span_id
                     && c.row.trace_id == s.row.trace_id
                     && c.row.start_time_us <= s.row.start_time_us.saturating_add(skew)

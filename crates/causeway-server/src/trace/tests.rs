@@ -349,9 +349,20 @@ fn a_server_span_without_its_tcp_seq_finds_its_caller_by_span_id() {
         msg(r, 9999, 8080, 700);
         hdr(r, "p1");
     });
-    let t = link(vec![root, c1, c2, s], 1, 0);
+    let t = link(vec![root.clone(), c1.clone(), c2.clone(), s.clone()], 1, 0);
     assert_eq!(parent_of(&t, 4), Some((2, "span_id")));
     assert_eq!(t.spans.len(), 4);
+    // Not a call of another protocol carrying the same context, nor one
+    // whose server side was seen.
+    let mut grpc = s.clone();
+    grpc.row.protocol = causeway_model::L7Protocol::Grpc.code();
+    let t = link(vec![root.clone(), c1.clone(), c2.clone(), grpc], 1, 0);
+    // Kept (the same trace id), as a root of its own.
+    assert_eq!(parent_of(&t, 4), None);
+    let seen = sp(5, Server, 30, (150, 850), |r| msg(r, 40000, 80, 100));
+    let t = link(vec![root, c1, c2, s, seen], 1, 0);
+    assert_eq!(parent_of(&t, 5), Some((2, "tcp_seq")));
+    assert_eq!(t.spans.len(), 4, "the other server span is not c1's too");
 }
 
 #[test]
