@@ -477,27 +477,44 @@ fn parents(spans: &[StoredSpan], skew: u64) -> Parents {
     for list in clients.values_mut() {
         list.sort_by_key(|&i| (spans[i].row.start_time_us, spans[i].id));
     }
-    // Each server span's syscall trace id chain, over its process's calls.
-    let mut chains: HashMap<usize, HashSet<u64>> = HashMap::new();
+    // Each server span's syscall trace id chain, over its process's calls:
+    // forward from its request's id (a call's request id in the chain puts
+    // its response id in), and backward from its response's id (a call's
+    // response id in the chain puts its request id in), so that the calls
+    // are found from either end of the thread's work.
+    let mut chains: HashMap<usize, (HashSet<u64>, HashSet<u64>)> = HashMap::new();
     for (key, list) in &servers {
         let calls = clients.get(key).map(Vec::as_slice).unwrap_or_default();
         for &si in list {
             let s = &spans[si];
-            if s.row.syscall_trace_id_req == 0 {
-                continue;
-            }
-            let mut chain = HashSet::from([s.row.syscall_trace_id_req]);
-            for &ci in calls {
-                let c = &spans[ci];
-                if c.session == s.session
-                    && contains(s, c)
-                    && chain.contains(&c.row.syscall_trace_id_req)
-                    && c.row.syscall_trace_id_resp != 0
-                {
-                    chain.insert(c.row.syscall_trace_id_resp);
+            let inside: Vec<&StoredSpan> = calls
+                .iter()
+                .map(|&ci| &spans[ci])
+                .filter(|c| c.session == s.session && contains(s, c))
+                .collect();
+            let mut forward = HashSet::new();
+            if s.row.syscall_trace_id_req != 0 {
+                forward.insert(s.row.syscall_trace_id_req);
+                for c in &inside {
+                    if forward.contains(&c.row.syscall_trace_id_req)
+                        && c.row.syscall_trace_id_resp != 0
+                    {
+                        forward.insert(c.row.syscall_trace_id_resp);
+                    }
                 }
             }
-            chains.insert(si, chain);
+            let mut backward = HashSet::new();
+            if s.row.syscall_trace_id_resp != 0 {
+                backward.insert(s.row.syscall_trace_id_resp);
+                for c in inside.iter().rev() {
+                    if backward.contains(&c.row.syscall_trace_id_resp)
+                        && c.row.syscall_trace_id_req != 0
+                    {
+                        backward.insert(c.row.syscall_trace_id_req);
+                    }
+                }
+            }
+            chains.insert(si, (forward, backward));
         }
     }
     for (key, list) in &clients {
@@ -527,9 +544,11 @@ fn parents(spans: &[StoredSpan], skew: u64) -> Parents {
                 } else if xrid_match {
                     5
                 } else if c.session == s.session
-                    && chains
-                        .get(&si)
-                        .is_some_and(|ch| ch.contains(&cr.syscall_trace_id_req))
+                    && chains.get(&si).is_some_and(|(fw, bw)| {
+                        fw.contains(&cr.syscall_trace_id_req)
+                            || (cr.syscall_trace_id_resp != 0
+                                && bw.contains(&cr.syscall_trace_id_resp))
+                    })
                 {
                     4
                 } else if cr.coroutine_id_req != 0 && cr.coroutine_id_req == sr.coroutine_id_req {
