@@ -133,7 +133,7 @@ fn load(stores: &[&dyn Store], total: u64, traces: u64) -> Vec<(u64, u64)> {
     let mut batch: Vec<SpanRow> = Vec::with_capacity(100_000);
     let mut written = 0u64;
     let started = Instant::now();
-    let mut flush = |batch: &mut Vec<SpanRow>, seq: &mut u64, written: &mut u64| {
+    let flush = |batch: &mut Vec<SpanRow>, seq: &mut u64, written: &mut u64| {
         *seq += 1;
         let spans: Vec<StoredSpan> = batch
             .drain(..)
