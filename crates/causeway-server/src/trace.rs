@@ -30,8 +30,11 @@
 //!      in its response); C's request syscall trace id is in S's chain
 //!      (S's request's id, then the response id of every call S made
 //!      before it, in time order: a thread's inbound message starts a new
-//!      id, an outbound one carries the current one); C runs in S's
-//!      goroutine; C and S share a trace id. Among candidates with the
+//!      id, an outbound one carries the current one), or C's response id
+//!      is in S's chain read backwards (S's response's id, then the
+//!      request id of every call before it, latest first: the thread's
+//!      work found from a leaf, and a pool thread's that answered S); C
+//!      runs in S's goroutine; C and S share a trace id. Among candidates with the
 //!      same evidence the innermost (latest start) wins. Different
 //!      X-Request-IDs or different trace ids on S and C rule S out;
 //!    - *a server span whose caller was not seen by sequence number* (an
@@ -94,7 +97,8 @@ pub enum Link {
     SpanId,
     /// The child carries the parent's X-Request-ID.
     XRequestId,
-    /// The child's request is in the parent's syscall trace id chain.
+    /// The child is in the parent's syscall trace id chain (forward from
+    /// the parent's request, or backward from its response).
     SyscallTraceId,
     /// The child ran in the parent's goroutine.
     PseudoThread,
