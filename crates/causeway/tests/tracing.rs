@@ -842,12 +842,12 @@ const FLOORS: &[(&str, &str, f64, f64)] = &[
     ("traceparent", "in a: grpc call", 99.0, 85.0),
     ("traceparent", "in nginx (gateway)", 99.0, 99.0),
     ("traceparent", "in b (go goroutine)", 60.0, 90.0),
-    ("traceparent", "in c (grpc pool)", 99.0, 85.0),
+    ("traceparent", "in c (grpc pool)", 99.0, 75.0),
     ("traceparent", "wire dns", 99.0, 99.0),
     ("traceparent", "wire grpc", 99.0, 85.0),
     ("traceparent", "wire http", 99.0, 99.0),
     ("traceparent", "wire redis", 99.0, 70.0),
-    ("traceparent", "all", 94.0, 88.0),
+    ("traceparent", "all", 94.0, 85.0),
 ];
 
 fn check(run: &str, f: &Figures) {
