@@ -2,7 +2,9 @@
 //! keeps the tag dictionary apart from the rows ([`dict`], SmartEncoding),
 //! stores spans in an embedded DuckDB or in ClickHouse ([`store`], one
 //! logical schema: [`schema`]), and answers queries over HTTP ([`api`],
-//! queries expressed once in [`query`]).
+//! queries expressed once in [`query`]), and assembles distributed traces
+//! from the keys spans carry ([`trace`]), which it also exports as
+//! OpenTelemetry spans ([`otlp`]).
 //!
 //! Data flows one way: agent batches in, rows down to the store, query
 //! results out. The server holds no state a store does not hold, apart
@@ -12,7 +14,9 @@ pub mod api;
 pub mod dict;
 pub mod ingest;
 pub mod metrics;
+pub mod otlp;
 pub mod query;
 pub mod schema;
 pub mod server;
 pub mod store;
+pub mod trace;

@@ -63,7 +63,7 @@ struct SpanArgs {
     limit: u32,
 }
 
-fn get(server: &str, path: &str, params: &[(&str, String)]) -> Result<Value> {
+pub(crate) fn get(server: &str, path: &str, params: &[(&str, String)]) -> Result<Value> {
     let url = format!("{}{path}", server.trim_end_matches('/'));
     let agent = ureq::Agent::new_with_config(
         ureq::Agent::config_builder()
@@ -94,7 +94,7 @@ fn get(server: &str, path: &str, params: &[(&str, String)]) -> Result<Value> {
     Ok(body)
 }
 
-fn s(v: &Value, k: &str) -> String {
+pub(crate) fn s(v: &Value, k: &str) -> String {
     match &v[k] {
         Value::String(s) => s.clone(),
         Value::Null => "-".into(),
@@ -102,7 +102,7 @@ fn s(v: &Value, k: &str) -> String {
     }
 }
 
-fn cut(mut text: String, n: usize) -> String {
+pub(crate) fn cut(mut text: String, n: usize) -> String {
     if text.chars().count() > n {
         text = text.chars().take(n - 1).collect::<String>() + "…";
     }
