@@ -20,10 +20,15 @@
 //!
 //! A re-sent batch has the same (agent, session, seq), so a server that
 //! stored it before losing the acknowledgement stores it no second time.
+//!
+//! Flow reports from packet capture ([`SpanSink::on_flow`]) ride in the
+//! same batches as wire rows of their own ([`flows`]), under the same
+//! bound (a batch's spans and flows count together), with counts of their
+//! own in [`ExportStats`].
 
 use crate::pipeline::SpanSink;
 use causeway_model::tags::{tag_id, TagKind};
-use causeway_model::wire::{Ack, Batch, SpanRow, Tag};
+use causeway_model::wire::{Ack, Batch, FlowRow, SpanRow, Tag};
 use causeway_model::{ObservationPoint, Span};
 use std::collections::{HashSet, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
@@ -103,6 +108,11 @@ pub struct ExportStats {
     pub retries: AtomicU64,
     /// Spans the sender holds now.
     pub spans_held: AtomicU64,
+    /// Flow reports, and what became of them (as for spans).
+    pub flows_in: AtomicU64,
+    pub flows_acked: AtomicU64,
+    pub flows_dropped: AtomicU64,
+    pub flows_refused: AtomicU64,
     pub last_error: Mutex<String>,
 }
 
@@ -324,6 +334,7 @@ fn note_tag(
 /// A batch on its way from the capture thread to the sender.
 struct Handoff {
     spans: Vec<SpanRow>,
+    flows: Vec<FlowRow>,
     tags: Vec<Tag>,
 }
 
@@ -331,6 +342,7 @@ struct Handoff {
 pub struct ExportSink {
     encoder: Encoder,
     spans: Vec<SpanRow>,
+    flows: Vec<FlowRow>,
     /// Tags of batches dropped before the sender saw them: they go with
     /// the next batch, since later rows may use them.
     carried: Vec<Tag>,
@@ -343,11 +355,12 @@ impl ExportSink {
     fn hand_over(&mut self) {
         let mut tags = std::mem::take(&mut self.carried);
         tags.extend(self.encoder.take_new_tags());
-        if self.spans.is_empty() && tags.is_empty() {
+        if self.spans.is_empty() && self.flows.is_empty() && tags.is_empty() {
             return;
         }
         let h = Handoff {
             spans: std::mem::replace(&mut self.spans, Vec::with_capacity(self.batch_spans)),
+            flows: std::mem::take(&mut self.flows),
             tags,
         };
         match self.tx.try_send(h) {
@@ -356,6 +369,9 @@ impl ExportSink {
                 self.stats
                     .spans_dropped
                     .fetch_add(h.spans.len() as u64, Relaxed);
+                self.stats
+                    .flows_dropped
+                    .fetch_add(h.flows.len() as u64, Relaxed);
                 self.carried = h.tags;
             }
         }
@@ -368,6 +384,15 @@ impl SpanSink for ExportSink {
         let row = self.encoder.encode(span);
         self.spans.push(row);
         if self.spans.len() >= self.batch_spans {
+            self.hand_over();
+        }
+    }
+
+    fn on_flow(&mut self, flow: causeway_model::Flow) {
+        self.stats.flows_in.fetch_add(1, Relaxed);
+        let row = self.encoder.encode_flow(&flow);
+        self.flows.push(row);
+        if self.flows.len() >= self.batch_spans {
             self.hand_over();
         }
     }
@@ -439,6 +464,7 @@ pub fn start(config: ExportConfig, transport: Box<dyn Transport>) -> (ExportSink
             None => Encoder::new(&config.host),
         },
         spans: Vec::with_capacity(config.batch_spans),
+        flows: Vec::new(),
         carried: Vec::new(),
         tx,
         batch_spans: config.batch_spans.max(1),
@@ -487,29 +513,37 @@ impl Sender {
     fn enqueue(&mut self, h: Handoff) {
         let mut tags = std::mem::take(&mut self.carried);
         tags.extend(h.tags);
-        if self.held + h.spans.len() > self.buffer_spans {
+        if self.held + h.spans.len() + h.flows.len() > self.buffer_spans {
             self.stats
                 .spans_dropped
                 .fetch_add(h.spans.len() as u64, Relaxed);
+            self.stats
+                .flows_dropped
+                .fetch_add(h.flows.len() as u64, Relaxed);
             self.carried = tags;
             return;
         }
         self.seq += 1;
-        self.held += h.spans.len();
-        self.stats.spans_held.store(self.held as u64, Relaxed);
+        self.held += h.spans.len() + h.flows.len();
+        self.stats
+            .spans_held
+            .fetch_add(h.spans.len() as u64, Relaxed);
         self.queue.push_back(Batch {
             agent_id: self.agent_id.clone(),
             session: self.session,
             seq: self.seq,
             tags,
             spans: h.spans,
+            flows: h.flows,
         });
     }
 
     fn pop_front(&mut self) -> Option<Batch> {
         let b = self.queue.pop_front()?;
-        self.held -= b.spans.len();
-        self.stats.spans_held.store(self.held as u64, Relaxed);
+        self.held -= b.spans.len() + b.flows.len();
+        self.stats
+            .spans_held
+            .fetch_sub(b.spans.len() as u64, Relaxed);
         Some(b)
     }
 
@@ -554,6 +588,9 @@ impl Sender {
                         self.stats
                             .spans_dropped
                             .fetch_add(b.spans.len() as u64, Relaxed);
+                        self.stats
+                            .flows_dropped
+                            .fetch_add(b.flows.len() as u64, Relaxed);
                     }
                     break;
                 }
@@ -572,6 +609,9 @@ impl Sender {
                         self.stats
                             .spans_acked
                             .fetch_add(b.spans.len() as u64, Relaxed);
+                        self.stats
+                            .flows_acked
+                            .fetch_add(b.flows.len() as u64, Relaxed);
                         self.stats.batches_acked.fetch_add(1, Relaxed);
                         if ack.duplicate {
                             self.stats.batches_duplicate.fetch_add(1, Relaxed);
@@ -584,6 +624,9 @@ impl Sender {
                         self.stats
                             .spans_refused
                             .fetch_add(b.spans.len() as u64, Relaxed);
+                        self.stats
+                            .flows_refused
+                            .fetch_add(b.flows.len() as u64, Relaxed);
                         // Its tags may name later rows: they go on.
                         match self.queue.front_mut() {
                             Some(next) => next.tags.extend(b.tags),
@@ -603,6 +646,7 @@ impl Sender {
     }
 }
 
+pub mod flows;
 mod grpc;
 pub use grpc::GrpcTransport;
 

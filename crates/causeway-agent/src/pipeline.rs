@@ -33,9 +33,12 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::time::Duration;
 
-/// Where finished spans go.
+/// Where finished spans go (and, from packet capture, flow reports).
 pub trait SpanSink {
     fn on_span(&mut self, span: Span);
+    /// A flow report from packet capture ([`crate::capture`]); sinks
+    /// that keep no flows ignore it.
+    fn on_flow(&mut self, _flow: causeway_model::Flow) {}
     /// Called after each batch of events, so a sink may buffer in between.
     fn flush(&mut self) {}
 }
