@@ -2,7 +2,9 @@
 //! keeps the tag dictionary apart from the rows ([`dict`], SmartEncoding),
 //! stores spans in an embedded DuckDB or in ClickHouse ([`store`], one
 //! logical schema: [`schema`]), and answers queries over HTTP ([`api`],
-//! queries expressed once in [`query`]).
+//! queries expressed once in [`query`]). The agents' RED metric rows are
+//! stored and queried beside the spans ([`red`]: per service, endpoint and
+//! edge, and the service map).
 //!
 //! Data flows one way: agent batches in, rows down to the store, query
 //! results out. The server holds no state a store does not hold, apart
@@ -13,6 +15,7 @@ pub mod dict;
 pub mod ingest;
 pub mod metrics;
 pub mod query;
+pub mod red;
 pub mod schema;
 pub mod server;
 pub mod store;

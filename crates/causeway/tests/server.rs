@@ -9,7 +9,7 @@
 mod support;
 
 use causeway_server::store::clickhouse::ClickHouseStore;
-use causeway_server::store::conformance;
+use causeway_server::store::{conformance, conformance_red};
 use serde_json::Value;
 use std::collections::{BTreeMap, HashSet};
 use std::path::PathBuf;
@@ -707,4 +707,19 @@ fn thirty_seconds_without_a_server_are_buffered_then_delivered() {
         "what was acknowledged is stored"
     );
     srv.stop();
+}
+
+// --- AutoMetrics: metric rows, their API and the service map -----------------
+
+/// The metric rows' store suite the DuckDB store passes in its unit tests,
+/// on ClickHouse: one node, then two shards behind Distributed tables.
+#[test]
+fn clickhouse_metric_rows_behave_as_the_embedded_ones() {
+    let _g = serial();
+    for (nodes, db) in [(1, "metrics_one"), (2, "metrics_two")] {
+        let ch = ClickHouse::start(nodes);
+        let url = ch.url(db);
+        conformance_red::run(&ClickHouseStore::open(&url).expect("open"));
+        conformance_red::after_reopen(&ClickHouseStore::open(&url).expect("reopen"));
+    }
 }
