@@ -16,6 +16,7 @@ pub mod ingest;
 pub mod metrics;
 pub mod query;
 pub mod red;
+pub mod red_api;
 pub mod schema;
 pub mod server;
 pub mod store;

@@ -8,6 +8,7 @@ mod capture;
 use causeway_model::duration;
 mod output;
 mod query;
+mod query_red;
 mod replay;
 mod server;
 mod up;
@@ -35,7 +36,7 @@ enum Command {
     Agent(agent::AgentArgs),
     /// Take spans from agents, store them, answer the API.
     Server(server::ServerArgs),
-    /// Ask a running server: spans, a span, services.
+    /// Ask a running server: spans, a span, services, metrics, the service map.
     Query(query::QueryArgs),
     /// Print every request/response any process on this host handles, live.
     Watch(watch::WatchArgs),
