@@ -31,7 +31,7 @@ use crate::pipeline::SpanSink;
 use crate::red::{Aggregator, RedConfig};
 use causeway_model::tags::{tag_id, TagKind};
 use causeway_model::wire::{Ack, Batch, MetricRow, SpanRow, Tag};
-use causeway_model::{ObservationPoint, Span};
+use causeway_model::{ObservationPoint, ResponseStatus, Span};
 use std::collections::{HashSet, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender, TrySendError};
@@ -403,7 +403,14 @@ impl SpanSink for ExportSink {
         self.stats.spans_in.fetch_add(1, Relaxed);
         let row = self.encoder.encode(span);
         let endpoint = self.encoder.endpoint_id(&row.endpoint);
-        self.red.add(&row, endpoint, wall_now_us());
+        // Only a timeout is placed by the clock (when it was declared);
+        // other spans by their end.
+        let now = if row.response_status == ResponseStatus::Timeout.code() {
+            wall_now_us()
+        } else {
+            row.end_time_us
+        };
+        self.red.add(&row, endpoint, now);
         self.spans.push(row);
         if self.spans.len() >= self.batch_spans {
             self.hand_over();
