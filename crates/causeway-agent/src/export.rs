@@ -43,6 +43,9 @@ use std::time::{Duration, Instant};
 pub struct ExportConfig {
     /// Names this agent to the server.
     pub agent_id: String,
+    /// Where process names are read (`/proc`); None: a span's thread name
+    /// names its process.
+    pub proc_root: Option<std::path::PathBuf>,
     /// The host's name (the `host` tag of the sides seen here).
     pub host: String,
     /// Spans per batch at most.
@@ -61,6 +64,7 @@ impl Default for ExportConfig {
     fn default() -> Self {
         ExportConfig {
             agent_id: String::new(),
+            proc_root: None,
             host: String::new(),
             batch_spans: 2000,
             buffer_spans: 200_000,
@@ -158,6 +162,44 @@ pub struct Encoder {
     host: String,
     sent: HashSet<(TagKind, u64)>,
     new_tags: Vec<Tag>,
+    names: Option<ProcessNames>,
+}
+
+/// Process names by pid: the main thread's command name
+/// (`/proc/PID/comm`). A span's `comm` is the name of the thread that made
+/// the syscall (grpcio's `event_engine`, a JVM's `http-nio-8080-e`), while
+/// a process is known by its main thread's. Each name is read once and
+/// kept for a minute (pids are reused).
+pub struct ProcessNames {
+    root: std::path::PathBuf,
+    cache: std::collections::HashMap<u32, (Arc<str>, Instant)>,
+}
+
+impl ProcessNames {
+    /// Names read under `root` (`/proc`).
+    pub fn new(root: impl Into<std::path::PathBuf>) -> ProcessNames {
+        ProcessNames {
+            root: root.into(),
+            cache: std::collections::HashMap::new(),
+        }
+    }
+
+    /// The name of process `pid`; None when it is gone (or unreadable).
+    pub fn name(&mut self, pid: u32) -> Option<Arc<str>> {
+        let now = Instant::now();
+        if let Some((n, at)) = self.cache.get(&pid) {
+            if now.duration_since(*at) < Duration::from_secs(60) {
+                return Some(n.clone());
+            }
+        }
+        if self.cache.len() >= 1 << 16 {
+            self.cache.clear();
+        }
+        let read = std::fs::read_to_string(self.root.join(pid.to_string()).join("comm")).ok()?;
+        let name: Arc<str> = Arc::from(read.trim_end_matches('\n'));
+        self.cache.insert(pid, (name.clone(), now));
+        Some(name)
+    }
 }
 
 /// Strings remembered as sent, at most: past this the memory starts over
@@ -170,7 +212,15 @@ impl Encoder {
             host: host.to_owned(),
             sent: HashSet::new(),
             new_tags: Vec::new(),
+            names: None,
         }
+    }
+
+    /// Names processes by their main thread (see [`ProcessNames`]) rather
+    /// than by the thread a span's syscalls came from.
+    pub fn with_process_names(mut self, names: ProcessNames) -> Encoder {
+        self.names = Some(names);
+        self
     }
 
     fn tag(&mut self, kind: TagKind, value: &str) -> u64 {
@@ -202,6 +252,12 @@ impl Encoder {
             ip.parse::<std::net::IpAddr>()
                 .is_ok_and(|a| a.is_loopback())
         };
+        // The processes' own names, where they can be read.
+        let mut named = |pid: u32| match (&mut self.names, pid) {
+            (Some(n), p) if p != 0 => n.name(p),
+            _ => None,
+        };
+        let (own, peer) = (named(s.pid), named(s.peer_pid));
         // (pid, process name) per side, where known.
         let mut sides: [(u32, &str, bool); 2] = [(0, "", false), (0, "", false)];
         let seen = match s.observation_point {
@@ -210,9 +266,9 @@ impl Encoder {
             ObservationPoint::Network => None,
         };
         if let Some(i) = seen {
-            sides[i] = (s.pid, s.comm.as_str(), true);
+            sides[i] = (s.pid, own.as_deref().unwrap_or(&s.comm), true);
             if s.peer_pid != 0 {
-                sides[1 - i] = (s.peer_pid, s.peer_comm.as_str(), true);
+                sides[1 - i] = (s.peer_pid, peer.as_deref().unwrap_or(&s.peer_comm), true);
             } else {
                 let ip = if i == 0 { &s.dst_ip } else { &s.src_ip };
                 sides[1 - i].2 = local_peer(ip);
@@ -489,7 +545,10 @@ pub fn start(config: ExportConfig, transport: Box<dyn Transport>) -> (ExportSink
         .spawn(move || sender.run())
         .ok();
     let sink = ExportSink {
-        encoder: Encoder::new(&config.host),
+        encoder: match &config.proc_root {
+            Some(root) => Encoder::new(&config.host).with_process_names(ProcessNames::new(root)),
+            None => Encoder::new(&config.host),
+        },
         red: Aggregator::new(config.red.clone()),
         spans: Vec::with_capacity(config.batch_spans),
         metrics: Vec::new(),

@@ -37,6 +37,7 @@ pub fn export_config(args: &ExportArgs) -> ExportConfig {
     let host = host_name();
     ExportConfig {
         agent_id: args.agent_id.clone().unwrap_or_else(|| host.clone()),
+        proc_root: Some("/proc".into()),
         host,
         buffer_spans: args.buffer_spans,
         ..ExportConfig::default()

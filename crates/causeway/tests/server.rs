@@ -500,8 +500,9 @@ fn up_on_two_clickhouse_shards_serves_what_it_captured() {
     assert_eq!(local.iter().sum::<u64>(), total);
 }
 
-/// The store suite the DuckDB store passes in its unit tests, on ClickHouse:
-/// one node, then two shards behind Distributed tables.
+/// The store suite the DuckDB store passes in its unit tests (the key
+/// queries of trace assembly too), on ClickHouse: one node, then two
+/// shards behind Distributed tables.
 #[test]
 fn clickhouse_stores_behave_as_the_embedded_one() {
     let _g = serial();
@@ -510,6 +511,7 @@ fn clickhouse_stores_behave_as_the_embedded_one() {
         let url = ch.url(db);
         conformance::run(&ClickHouseStore::open(&url).expect("open"));
         conformance::after_reopen(&ClickHouseStore::open(&url).expect("reopen"));
+        conformance::keys(&ClickHouseStore::open(&ch.url(&format!("{db}_keys"))).expect("open"));
     }
 }
 

@@ -136,6 +136,7 @@ impl Transport for FakeServer {
 fn config(batch: usize, buffer: usize) -> ExportConfig {
     ExportConfig {
         agent_id: "a1".into(),
+        proc_root: None,
         host: "h1".into(),
         batch_spans: batch,
         buffer_spans: buffer,
@@ -348,4 +349,22 @@ fn a_refused_batch_is_counted_and_its_tags_go_on() {
         stored[0].tags.iter().any(|t| t.value == "h1"),
         "the host's name went on"
     );
+}
+
+#[test]
+fn processes_are_named_by_their_main_thread() {
+    // A /proc with process 100 named `python3` (its thread that did the
+    // I/O is `event_engine`) and process 200 gone.
+    let root = std::env::temp_dir().join(format!("causeway-proc-{}", std::process::id()));
+    std::fs::create_dir_all(root.join("100")).unwrap();
+    std::fs::write(root.join("100/comm"), "python3\n").unwrap();
+    let mut e = Encoder::new("h1").with_process_names(ProcessNames::new(&root));
+    let mut s = span(0, ObservationPoint::Client, Some((200, "redis-server")));
+    s.comm = "event_engine".into();
+    let r = e.encode(s);
+    assert_eq!(r.process_0, tag_id(TagKind::Process, "python3"));
+    assert_eq!(r.service_0, tag_id(TagKind::Service, "python3"));
+    // Unreadable: the thread's name stands.
+    assert_eq!(r.process_1, tag_id(TagKind::Process, "redis-server"));
+    let _ = std::fs::remove_dir_all(&root);
 }

@@ -23,7 +23,7 @@
 mod red;
 
 use super::{service_row, Store, StoreError, WriteBatch, WriteOutcome};
-use crate::query::{Dialect, ServiceQuery, ServiceRow, SpanQuery};
+use crate::query::{Dialect, KeyQuery, ServiceQuery, ServiceRow, SpanQuery};
 use crate::schema::{column_list, day_of, from_values, ColType, Owned, StoredSpan, Value, COLUMNS};
 use causeway_model::metric::Granularity;
 use causeway_model::tags::TagKind;
@@ -448,6 +448,16 @@ impl Store for ClickHouseStore {
             return Ok(Vec::new());
         }
         self.select_spans(&q.sql(&format!("{}.spans", self.db()), &Ch))
+    }
+
+    fn spans_by_keys(&self, q: &KeyQuery) -> Result<Vec<StoredSpan>, StoreError> {
+        if q.to_us <= q.from_us {
+            return Ok(Vec::new());
+        }
+        match q.sql(&format!("{}.spans", self.db()), &Ch) {
+            Some(sql) => self.select_spans(&sql),
+            None => Ok(Vec::new()),
+        }
     }
 
     fn span(&self, id: u64) -> Result<Option<StoredSpan>, StoreError> {

@@ -15,7 +15,7 @@ pub mod conformance;
 pub mod conformance_red;
 pub mod duckdb;
 
-use crate::query::{ServiceQuery, ServiceRow, SpanQuery};
+use crate::query::{KeyQuery, ServiceQuery, ServiceRow, SpanQuery};
 use crate::red::{Flavor, StoredMetric};
 use crate::schema::StoredSpan;
 use causeway_model::metric::Granularity;
@@ -65,6 +65,9 @@ pub trait Store: Send + Sync {
     fn spans(&self, q: &SpanQuery) -> Result<Vec<StoredSpan>, StoreError>;
     /// One span by id.
     fn span(&self, id: u64) -> Result<Option<StoredSpan>, StoreError>;
+    /// Spans sharing any key of `q` within its time range, earliest
+    /// first (trace assembly).
+    fn spans_by_keys(&self, q: &KeyQuery) -> Result<Vec<StoredSpan>, StoreError>;
     /// Per-service figures.
     fn services(&self, q: &ServiceQuery) -> Result<Vec<ServiceRow>, StoreError>;
     /// The whole tag dictionary.
