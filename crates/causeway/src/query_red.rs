@@ -150,7 +150,7 @@ pub fn metrics(server: &str, format: Format, a: MetricsArgs) -> Result<()> {
         header.push_str(&format!("{:<24} ", d.to_uppercase()));
     }
     for m in &metrics {
-        header.push_str(&format!("{:>14} ", short(m).to_uppercase()));
+        header.push_str(&format!("{:>14} ", short(m)));
     }
     println!("{}", header.trim_end());
     let line = |time: Option<u64>, group: &Value, values: &Value| {
@@ -189,18 +189,18 @@ pub fn metrics(server: &str, format: Format, a: MetricsArgs) -> Result<()> {
 }
 
 /// A metric's column heading.
-fn short(m: &str) -> &str {
+fn short(m: &str) -> String {
     match m {
-        "latency_avg_us" => "avg(us)",
-        "latency_max_us" => "max(us)",
-        "latency_p50_us" => "p50(us)",
-        "latency_p90_us" => "p90(us)",
-        "latency_p95_us" => "p95(us)",
-        "latency_p99_us" => "p99(us)",
-        "latency_sum_us" => "sum(us)",
-        "client_errors" => "4xx",
-        "server_errors" => "5xx",
-        other => other,
+        "latency_avg_us" => "AVG(us)".into(),
+        "latency_max_us" => "MAX(us)".into(),
+        "latency_p50_us" => "P50(us)".into(),
+        "latency_p90_us" => "P90(us)".into(),
+        "latency_p95_us" => "P95(us)".into(),
+        "latency_p99_us" => "P99(us)".into(),
+        "latency_sum_us" => "SUM(us)".into(),
+        "client_errors" => "4XX".into(),
+        "server_errors" => "5XX".into(),
+        other => other.to_uppercase(),
     }
 }
 
