@@ -1,7 +1,8 @@
 //! The data model every Causeway stage speaks: what the kernel saw on a socket
-//! ([`SocketEvent`]), what the agent made of it ([`Span`]), the integer tag
-//! ids rows carry ([`tags`], SmartEncoding), the flow records of packet
-//! capture ([`flow`]), and the agent-server wire contract ([`wire`],
+//! ([`SocketEvent`]), what the agent made of it ([`Span`]), the metric rows
+//! it aggregates spans into ([`metric`]: windows, the latency sketch), the
+//! integer tag ids rows carry ([`tags`], SmartEncoding), the flow records of
+//! packet capture ([`flow`]), and the agent-server wire contract ([`wire`],
 //! protobuf).
 //!
 //! Types here carry no behaviour beyond small conversions, so that the kernel
@@ -11,6 +12,7 @@
 pub mod duration;
 mod event;
 pub mod flow;
+pub mod metric;
 mod span;
 pub mod tags;
 pub mod wire;

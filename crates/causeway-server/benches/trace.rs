@@ -152,6 +152,7 @@ fn load(stores: &[&dyn Store], total: u64, traces: u64) -> Vec<(u64, u64)> {
             seq: *seq,
             spans,
             tags: vec![],
+            metrics: vec![],
         };
         for s in stores {
             s.write(&b).expect("write");

@@ -48,11 +48,13 @@ pub fn router(state: ApiState) -> Router {
         .route("/api/v1/traces/{id}", get(trace))
         .route("/api/v1/openapi.json", get(openapi))
         .route("/metrics", get(metrics))
+        .route("/api/v1/metrics", get(crate::red_api::metrics))
+        .route("/api/v1/service-map", get(crate::red_api::service_map))
         .with_state(state)
 }
 
 /// A 400 or a 500, as JSON `{"error": ...}`.
-pub struct ApiError(StatusCode, String);
+pub struct ApiError(pub(crate) StatusCode, pub(crate) String);
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
@@ -60,7 +62,7 @@ impl IntoResponse for ApiError {
     }
 }
 
-fn bad(msg: impl Into<String>) -> ApiError {
+pub(crate) fn bad(msg: impl Into<String>) -> ApiError {
     ApiError(StatusCode::BAD_REQUEST, msg.into())
 }
 
@@ -72,14 +74,14 @@ fn now_us() -> u64 {
 }
 
 /// Query parameters, each taken once; whatever is left is unknown.
-struct Params(HashMap<String, String>);
+pub(crate) struct Params(pub(crate) HashMap<String, String>);
 
 impl Params {
-    fn take(&mut self, name: &str) -> Option<String> {
+    pub(crate) fn take(&mut self, name: &str) -> Option<String> {
         self.0.remove(name).filter(|v| !v.is_empty())
     }
 
-    fn number(&mut self, name: &str) -> Result<Option<u64>, ApiError> {
+    pub(crate) fn number(&mut self, name: &str) -> Result<Option<u64>, ApiError> {
         self.take(name)
             .map(|v| {
                 v.parse()
@@ -88,7 +90,7 @@ impl Params {
             .transpose()
     }
 
-    fn duration(&mut self, name: &str) -> Result<Option<Duration>, ApiError> {
+    pub(crate) fn duration(&mut self, name: &str) -> Result<Option<Duration>, ApiError> {
         self.take(name)
             .map(|v| duration::parse(&v).map_err(|e| bad(format!("{name}: {e}"))))
             .transpose()
@@ -96,7 +98,7 @@ impl Params {
 
     /// `since` (a duration back from now, default `default`) or `from` and
     /// `to` (microseconds since the epoch; `to` defaults to now).
-    fn range(&mut self, default: Duration) -> Result<(u64, u64), ApiError> {
+    pub(crate) fn range(&mut self, default: Duration) -> Result<(u64, u64), ApiError> {
         let now = now_us();
         let since = self.duration("since")?;
         let from = self.number("from")?;
@@ -115,7 +117,7 @@ impl Params {
         Ok((from, to))
     }
 
-    fn done(self) -> Result<(), ApiError> {
+    pub(crate) fn done(self) -> Result<(), ApiError> {
         match self.0.into_keys().min() {
             Some(k) => Err(bad(format!("unknown parameter {k:?}"))),
             None => Ok(()),
@@ -123,7 +125,7 @@ impl Params {
     }
 }
 
-fn enum_param<T>(
+pub(crate) fn enum_param<T>(
     p: &mut Params,
     name: &str,
     parse: impl Fn(&str) -> Option<T>,
@@ -134,7 +136,7 @@ fn enum_param<T>(
         .transpose()
 }
 
-fn text_param(p: &mut Params, name: &str) -> Result<Option<String>, ApiError> {
+pub(crate) fn text_param(p: &mut Params, name: &str) -> Result<Option<String>, ApiError> {
     let v = p.take(name);
     if v.as_ref().is_some_and(|v| v.len() > 1024) {
         return Err(bad(format!("{name}: longer than 1024 bytes")));
@@ -228,7 +230,7 @@ pub fn span_json(s: &StoredSpan, dict: &Dictionary) -> Value {
 }
 
 /// Runs a store call off the async threads; a store failure is a 500.
-async fn blocking<T: Send + 'static>(
+pub(crate) async fn blocking<T: Send + 'static>(
     stats: &ServerStats,
     f: impl FnOnce() -> Result<T, crate::store::StoreError> + Send + 'static,
 ) -> Result<T, ApiError> {
@@ -241,7 +243,7 @@ async fn blocking<T: Send + 'static>(
     })
 }
 
-fn counted<T>(stats: &ServerStats, r: Result<T, ApiError>) -> Result<T, ApiError> {
+pub(crate) fn counted<T>(stats: &ServerStats, r: Result<T, ApiError>) -> Result<T, ApiError> {
     ServerStats::add(&stats.api_requests, 1);
     if let Err(ApiError(StatusCode::BAD_REQUEST, _)) = &r {
         ServerStats::add(&stats.api_bad_requests, 1);

@@ -4,7 +4,9 @@
 //! logical schema: [`schema`]), and answers queries over HTTP ([`api`],
 //! queries expressed once in [`query`]), and assembles distributed traces
 //! from the keys spans carry ([`trace`]), which it also exports as
-//! OpenTelemetry spans ([`otlp`]).
+//! OpenTelemetry spans ([`otlp`]). The agents' RED metric rows are stored
+//! and queried beside the spans ([`red`]: per service, endpoint and edge,
+//! and the service map).
 //!
 //! Data flows one way: agent batches in, rows down to the store, query
 //! results out. The server holds no state a store does not hold, apart
@@ -16,6 +18,8 @@ pub mod ingest;
 pub mod metrics;
 pub mod otlp;
 pub mod query;
+pub mod red;
+pub mod red_api;
 pub mod schema;
 pub mod server;
 pub mod store;

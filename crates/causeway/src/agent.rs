@@ -71,5 +71,6 @@ pub fn run(args: AgentArgs) -> Result<()> {
     let stats = handle.finish(Duration::from_secs(10));
     eprintln!("causeway: {summary}");
     eprintln!("causeway: {}", export_summary(&stats));
+    eprintln!("causeway: {}", stats.metrics_summary());
     Ok(())
 }

@@ -10,6 +10,7 @@ use causeway_model::duration;
 mod flows;
 mod output;
 mod query;
+mod query_red;
 mod replay;
 mod server;
 mod trace;
@@ -38,7 +39,7 @@ enum Command {
     Agent(agent::AgentArgs),
     /// Take spans from agents, store them, answer the API.
     Server(server::ServerArgs),
-    /// Ask a running server: spans, a span, services.
+    /// Ask a running server: spans, a span, services, metrics, the service map.
     Query(query::QueryArgs),
     /// The distributed trace a span belongs to, assembled by a running
     /// server: a waterfall, JSON, or OpenTelemetry spans (OTLP JSON).

@@ -28,6 +28,10 @@ enum What {
         #[arg(long, default_value = "15m")]
         since: String,
     },
+    /// RED metrics (1 s / 1 min rows) per service, endpoint or edge.
+    Metrics(crate::query_red::MetricsArgs),
+    /// The service map, as a table of edges.
+    Map(crate::query_red::MapArgs),
 }
 
 #[derive(Args, Debug)]
@@ -141,6 +145,8 @@ const SPAN_HEADER: &str = "TIME (UTC)      PROTOCOL OBS    CLIENT           SERV
 pub fn run(args: QueryArgs) -> Result<()> {
     let server = &args.server;
     match args.what {
+        What::Metrics(a) => return crate::query_red::metrics(server, args.format, a),
+        What::Map(a) => return crate::query_red::map(server, args.format, a),
         What::Spans(a) => {
             let mut params: Vec<(&str, String)> = vec![("since", a.since.clone())];
             for (k, v) in [

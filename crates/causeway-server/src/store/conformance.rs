@@ -71,6 +71,7 @@ pub fn batch(agent: &str, seq: u64, start: u64, n: u32) -> WriteBatch {
             (TagKind::Service, svc("db"), "db".into()),
             (TagKind::Agent, agent_id, agent.into()),
         ],
+        metrics: Vec::new(),
     }
 }
 
@@ -229,6 +230,7 @@ fn shaped(
         seq: 1,
         spans,
         tags: vec![(TagKind::Agent, agent_id, agent.into())],
+        metrics: Vec::new(),
     }
 }
 

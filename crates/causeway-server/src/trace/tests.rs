@@ -430,6 +430,7 @@ fn write(store: &dyn Store, spans: Vec<StoredSpan>) {
             seq: 1,
             spans,
             tags: vec![],
+            metrics: vec![],
         })
         .expect("write");
 }
