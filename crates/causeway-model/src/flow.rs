@@ -37,6 +37,7 @@ pub enum CloseType {
     /// Establish failure: the client's SYNs were never answered.
     SynTimeout,
     /// Establish failure: the server's SYN-ACK was never acknowledged.
+    #[serde(rename = "synack_timeout")]
     SynAckTimeout,
     /// An established connection (or a UDP conversation) went quiet past
     /// the idle timeout without a close.

@@ -347,8 +347,7 @@ impl FlowTable {
             let v = state.on_segment(dir, ts_ns, &tcp, len as u32);
             let side = &mut flow.record.sides[dir];
             side.retransmissions += u64::from(v.kind.is_retransmission());
-            side.out_of_order +=
-                u64::from(v.kind == super::tcp_state::SegmentKind::OutOfOrder);
+            side.out_of_order += u64::from(v.kind == super::tcp_state::SegmentKind::OutOfOrder);
             side.zero_windows += u64::from(v.zero_window);
             if let Some(srt) = v.srt_ns {
                 let r = &mut flow.record;
@@ -506,7 +505,13 @@ impl FlowTable {
             return;
         };
         if flow.closed.is_none() {
-            Self::close_socket(&mut flow, ts_ns, self.config.payload_cap, &mut self.stats, out);
+            Self::close_socket(
+                &mut flow,
+                ts_ns,
+                self.config.payload_cap,
+                &mut self.stats,
+                out,
+            );
         }
         let ct = ct
             .or(flow.closed.map(|(c, _)| c))
@@ -1026,7 +1031,12 @@ mod record_tests {
         );
         assert_eq!(ev, ["open 1", "data 1 100", "data 1 300", "close 1"]);
         assert!(t.take_reports().is_empty(), "lingers first");
-        feed(&mut t, a("10.0.0.9:1"), a("10.0.0.8:2"), &[(2_000, true, 1, 0, S, 0)]);
+        feed(
+            &mut t,
+            a("10.0.0.9:1"),
+            a("10.0.0.8:2"),
+            &[(2_000, true, 1, 0, S, 0)],
+        );
         let r = t.take_reports();
         assert_eq!(r.len(), 1, "{r:#?}");
         let f = &r[0];

@@ -21,11 +21,11 @@ pub mod tcp_state;
 use crate::pipeline::{Pipeline, SpanSink};
 use causeway_model::{CloseType, Flow, L7Protocol, ResponseStatus, Span};
 use flows::{FlowConfig, FlowStats, FlowTable};
-use std::collections::HashMap;
 use pcap_file::pcap::PcapReader;
 use pcap_file::pcapng::blocks::interface_description::InterfaceDescriptionOption;
 use pcap_file::pcapng::{Block, PcapNgReader};
 use pcap_file::{DataLink, PcapError};
+use std::collections::HashMap;
 use std::io::Read;
 
 /// Why a capture could not be read on. Frames that do not decode are not

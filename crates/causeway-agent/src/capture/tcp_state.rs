@@ -162,7 +162,10 @@ impl TcpState {
     }
 
     pub fn established(&self) -> bool {
-        matches!(self.handshake, Handshake::Established | Handshake::MidStream)
+        matches!(
+            self.handshake,
+            Handshake::Established | Handshake::MidStream
+        )
     }
 
     /// Takes one segment sent by side `dir` at `ts_ns` with `seglen`
@@ -241,10 +244,7 @@ impl TcpState {
         if seglen == 1 && fwd.nextseq == Some(seq) && rev.window == Some(0) {
             kind = SegmentKind::ZeroWindowProbe;
             probe = true;
-        } else if seglen <= 1
-            && !control
-            && fwd.nextseq.is_some_and(|n| seq == n.wrapping_sub(1))
-        {
+        } else if seglen <= 1 && !control && fwd.nextseq.is_some_and(|n| seq == n.wrapping_sub(1)) {
             kind = SegmentKind::KeepAlive;
         }
         // Duplicate ACKs: a bare segment repeating the last ACK and window
@@ -283,8 +283,7 @@ impl TcpState {
             } else if not_advanced
                 && ts_ns.saturating_sub(fwd.nextseq_ns)
                     < self.first_rtt_ns.unwrap_or(DEFAULT_OOO_NS)
-                && fwd.nextseq
-                    != Some(end.wrapping_add(u32::from(tcp.syn || tcp.fin)))
+                && fwd.nextseq != Some(end.wrapping_add(u32::from(tcp.syn || tcp.fin)))
             {
                 kind = SegmentKind::OutOfOrder;
             } else if not_advanced {
@@ -294,9 +293,7 @@ impl TcpState {
         let next = seq
             .wrapping_add(seglen)
             .wrapping_add(u32::from(tcp.syn || tcp.fin));
-        if kind != SegmentKind::ZeroWindowProbe
-            && fwd.nextseq.is_none_or(|n| seq_lt(n, next))
-        {
+        if kind != SegmentKind::ZeroWindowProbe && fwd.nextseq.is_none_or(|n| seq_lt(n, next)) {
             fwd.nextseq = Some(next);
             fwd.nextseq_ns = ts_ns;
         }

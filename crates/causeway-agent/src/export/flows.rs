@@ -14,7 +14,12 @@ impl Encoder {
     pub fn encode_flow(&mut self, f: &Flow) -> FlowRow {
         let client = f.client.ip().to_string();
         let server = f.server.ip().to_string();
-        let service_0 = note_tag(&mut self.sent, &mut self.new_tags, TagKind::Service, &client);
+        let service_0 = note_tag(
+            &mut self.sent,
+            &mut self.new_tags,
+            TagKind::Service,
+            &client,
+        );
         let service_1 = note_tag(
             &mut self.sent,
             &mut self.new_tags,

@@ -1,0 +1,297 @@
+//! Flow records against tshark on the same packets.
+//!
+//! `fixtures/flows/flows.pcapng` was recorded by `fixtures/flows/record.sh`
+//! (a network namespace behind a veth pair, iptables dropping 5% of the
+//! HTTP port's packets and every SYN to one port, a reader that stops
+//! reading, a closed port, resets both ways, UDP). `causeway replay --flows`
+//! must give, per flow and direction, the packets, IP bytes, payload bytes,
+//! retransmissions (`tcp.analysis.retransmission`: plain, fast and
+//! spurious), out-of-order segments, zero windows (`tcp.analysis.zero_window`),
+//! RSTs, SYNs/SYN-ACKs and FINs tshark counts in the same file, and the
+//! close type tshark's frames imply (FINs both ways, the first reset's side,
+//! a refused or unanswered SYN).
+
+mod support;
+
+use serde_json::Value;
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+use std::process::Command;
+
+/// What tshark saw of one direction of a flow.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+struct Side {
+    packets: u64,
+    bytes: u64,
+    payload_bytes: u64,
+    retransmissions: u64,
+    out_of_order: u64,
+    zero_windows: u64,
+    resets: u64,
+    syns: u64,
+    fins: u64,
+    /// SYNs (SYN-ACKs) flagged as retransmissions: retries.
+    syn_retries: u64,
+}
+
+/// A flow by tshark: sides `[client → server, server → client]`.
+#[derive(Debug, Default, Clone)]
+struct OracleFlow {
+    tcp: bool,
+    sides: [Side; 2],
+    /// Side of the first RST, and whether a SYN-ACK came before it.
+    first_reset: Option<(usize, bool)>,
+    synack_seen: bool,
+    syn_seen: bool,
+}
+
+impl OracleFlow {
+    /// The close type the frames imply (the names `causeway` prints).
+    fn close_type(&self) -> &'static str {
+        if !self.tcp {
+            return "capture_end";
+        }
+        if self.sides[0].fins > 0 && self.sides[1].fins > 0 && self.first_reset.is_none() {
+            return "normal";
+        }
+        match self.first_reset {
+            Some((1, false)) => "refused",
+            Some((1, true)) => "server_reset",
+            Some(_) => "client_reset",
+            None if self.syn_seen && !self.synack_seen => "syn_timeout",
+            None => "capture_end",
+        }
+    }
+}
+
+/// Frame numbers tshark marks with `filter`.
+fn frames_where(file: &Path, filter: &str) -> BTreeSet<u64> {
+    support::tshark_fields(file, None, filter, &["frame.number"])
+        .into_iter()
+        .map(|r| r[0].parse().expect("frame number"))
+        .collect()
+}
+
+/// The flows in `file` by tshark, keyed by (l4, client, server). `filter`
+/// narrows the frames (e.g. to some ports).
+fn tshark_flows(file: &Path, filter: &str) -> BTreeMap<(String, String, String), OracleFlow> {
+    let and = |f: &str| format!("({filter}) && {f}");
+    let retrans = frames_where(file, &and("tcp.analysis.retransmission"));
+    let zero = frames_where(file, &and("tcp.analysis.zero_window"));
+    let ooo = frames_where(file, &and("tcp.analysis.out_of_order"));
+    let rows = support::tshark_fields(
+        file,
+        None,
+        &and("(tcp || udp) && !icmp && ip.flags.mf == 0"),
+        &[
+            "frame.number",
+            "ip.src",
+            "ip.dst",
+            "ip.len",
+            "tcp.srcport",
+            "tcp.dstport",
+            "udp.srcport",
+            "udp.dstport",
+            "tcp.flags.syn",
+            "tcp.flags.ack",
+            "tcp.flags.fin",
+            "tcp.flags.reset",
+            "tcp.len",
+            "udp.length",
+        ],
+    );
+    let mut flows: BTreeMap<(String, String, String), OracleFlow> = BTreeMap::new();
+    // Unordered pair -> (client, server), decided by the first SYN (TCP) or
+    // the first datagram (UDP) / the lower port (TCP mid-stream: none here).
+    let mut roles: BTreeMap<(String, String, String), (String, String)> = BTreeMap::new();
+    for r in rows {
+        let frame: u64 = r[0].parse().expect("frame");
+        let tcp = !r[4].is_empty();
+        let (sp, dp) = if tcp { (&r[4], &r[5]) } else { (&r[6], &r[7]) };
+        let src = format!("{}:{}", r[1], sp);
+        let dst = format!("{}:{}", r[2], dp);
+        let l4 = if tcp { "tcp" } else { "udp" }.to_owned();
+        let flag = |i: usize| r[i] == "1";
+        let (syn, ack, fin, rst) = (flag(8), flag(9), flag(10), flag(11));
+        let pair = if src < dst {
+            (l4.clone(), src.clone(), dst.clone())
+        } else {
+            (l4.clone(), dst.clone(), src.clone())
+        };
+        let (client, server) = roles
+            .entry(pair)
+            .or_insert_with(|| {
+                if tcp && syn && ack {
+                    (dst.clone(), src.clone())
+                } else {
+                    (src.clone(), dst.clone())
+                }
+            })
+            .clone();
+        let dir = usize::from(src != client);
+        let f = flows.entry((l4, client, server)).or_default();
+        f.tcp = tcp;
+        let s = &mut f.sides[dir];
+        s.packets += 1;
+        s.bytes += r[3].parse::<u64>().expect("ip.len");
+        s.payload_bytes += if tcp {
+            r[12].parse::<u64>().expect("tcp.len")
+        } else {
+            r[13].parse::<u64>().expect("udp.length") - 8
+        };
+        s.retransmissions += u64::from(retrans.contains(&frame));
+        s.out_of_order += u64::from(ooo.contains(&frame));
+        s.zero_windows += u64::from(zero.contains(&frame));
+        s.resets += u64::from(rst);
+        s.fins += u64::from(fin);
+        if syn && ack == (dir == 1) {
+            s.syns += 1;
+            s.syn_retries += u64::from(retrans.contains(&frame));
+        }
+        if syn && !ack {
+            f.syn_seen = true;
+        }
+        if syn && ack {
+            f.synack_seen = true;
+        }
+        if rst && f.first_reset.is_none() {
+            f.first_reset = Some((dir, f.synack_seen));
+        }
+    }
+    flows
+}
+
+/// `causeway replay --flows --format json FILE ARGS...`: its flow reports.
+fn replay_flows(file: &Path, args: &[&str]) -> Vec<Value> {
+    let out = Command::new(env!("CARGO_BIN_EXE_causeway"))
+        .arg("replay")
+        .arg(file)
+        .args(["--flows", "--format", "json"])
+        .args(args)
+        .output()
+        .expect("run causeway replay");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "causeway replay failed: {stderr}");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("bad JSON {l:?}: {e}")))
+        .collect()
+}
+
+/// Sums a flow's reports per (l4, client, server): sides added up, the
+/// close type of its last report. Each key must be one flow.
+fn by_flow(reports: &[Value]) -> BTreeMap<(String, String, String), (Side, Side, String)> {
+    let mut out: BTreeMap<(String, String, String), (Side, Side, String)> = BTreeMap::new();
+    let mut ids: BTreeMap<(String, String, String), u64> = BTreeMap::new();
+    for r in reports {
+        let key = (
+            support::s(r, "l4_protocol").to_owned(),
+            support::s(r, "client").to_owned(),
+            support::s(r, "server").to_owned(),
+        );
+        let id = support::n(r, "flow_id");
+        assert_eq!(
+            *ids.entry(key.clone()).or_insert(id),
+            id,
+            "two flows for {key:?}"
+        );
+        let e = out.entry(key).or_default();
+        for (dir, side) in [&mut e.0, &mut e.1].into_iter().enumerate() {
+            let v = &r["sides"][dir];
+            let n = |k: &str| v[k].as_u64().unwrap_or_else(|| panic!("{k} in {v}"));
+            side.packets += n("packets");
+            side.bytes += n("bytes");
+            side.payload_bytes += n("payload_bytes");
+            side.retransmissions += n("retransmissions");
+            side.out_of_order += n("out_of_order");
+            side.zero_windows += n("zero_windows");
+            side.resets += n("resets");
+            side.syns += n("syns");
+            side.fins += n("fins");
+        }
+        e.2 = support::s(r, "close_type").to_owned();
+    }
+    out
+}
+
+#[test]
+fn replayed_flows_match_tshark() {
+    assert!(support::tool_present("tshark"), "tshark is needed");
+    let file = support::fixtures().join("flows/flows.pcapng");
+    let oracle = tshark_flows(&file, "ip");
+    // The recording's quiet after the dropped SYNs is 3 s: a 2 s SYN
+    // timeout ends that attempt before the file does.
+    let ours = by_flow(&replay_flows(&file, &["--flow-syn-timeout", "2s"]));
+    assert_eq!(
+        ours.keys().collect::<Vec<_>>(),
+        oracle.keys().collect::<Vec<_>>(),
+        "the same flows"
+    );
+    let mut totals = Side::default();
+    let mut closes: BTreeMap<String, usize> = BTreeMap::new();
+    for (key, o) in &oracle {
+        let (c, s, close) = &ours[key];
+        for (dir, (mine, theirs)) in [c, s].into_iter().zip(&o.sides).enumerate() {
+            let mut expect = theirs.clone();
+            expect.syn_retries = 0;
+            assert_eq!(*mine, expect, "{key:?} direction {dir}");
+        }
+        // SYN retries: every SYN after the first was a retransmission to tshark.
+        assert_eq!(
+            c.syns.saturating_sub(1),
+            o.sides[0].syn_retries,
+            "{key:?} SYN retries"
+        );
+        assert_eq!(
+            s.syns.saturating_sub(1),
+            o.sides[1].syn_retries,
+            "{key:?} SYN-ACK retries"
+        );
+        assert_eq!(close, o.close_type(), "{key:?} close type");
+        *closes.entry(close.clone()).or_default() += 1;
+        for t in &o.sides {
+            totals.retransmissions += t.retransmissions;
+            totals.zero_windows += t.zero_windows;
+            totals.resets += t.resets;
+            totals.syn_retries += t.syn_retries;
+        }
+    }
+    // The recording holds what the test is about.
+    assert!(totals.retransmissions >= 3, "{totals:?}");
+    assert!(totals.zero_windows >= 2, "{totals:?}");
+    assert!(totals.resets >= 3, "{totals:?}");
+    assert!(totals.syn_retries >= 2, "{totals:?}");
+    for kind in [
+        "normal",
+        "client_reset",
+        "server_reset",
+        "refused",
+        "syn_timeout",
+    ] {
+        assert!(closes.contains_key(kind), "no {kind} flow: {closes:?}");
+    }
+    // Zero windows both ways: the slow server's and the slow reader's.
+    let zw_sides: BTreeSet<usize> = oracle
+        .values()
+        .flat_map(|o| (0..2).filter(move |&d| o.sides[d].zero_windows > 0))
+        .collect();
+    assert_eq!(zw_sides.len(), 2, "zero windows on both sides");
+}
+
+#[test]
+fn replayed_flows_table_names_every_flow() {
+    let file = support::fixtures().join("flows/flows.pcapng");
+    let out = Command::new(env!("CARGO_BIN_EXE_causeway"))
+        .arg("replay")
+        .arg(&file)
+        .args(["--flows", "--flow-syn-timeout", "2s", "--port", "18085"])
+        .output()
+        .expect("run causeway replay");
+    assert!(out.status.success());
+    let table = String::from_utf8_lossy(&out.stdout);
+    let lines: Vec<&str> = table.lines().collect();
+    assert_eq!(lines.len(), 2, "{table}");
+    assert!(lines[0].starts_with("L4  CLIENT -> SERVER"), "{table}");
+    assert!(lines[1].contains("-> 10.250.0.2:18085"), "{table}");
+    assert!(lines[1].contains(" refused "), "{table}");
+}
