@@ -138,6 +138,29 @@ impl Capture {
     }
 }
 
+impl Capture {
+    /// [`Capture::run`] with packet capture beside it (when `live`): its
+    /// flow reports and network spans reach `sink` on every tick, and
+    /// when capture stops its flows are reported before `sink` is
+    /// flushed. Returns the probes' summary and the packets'.
+    pub fn run_with_packets(
+        self,
+        sink: &mut dyn SpanSink,
+        live: Option<causeway_agent::capture::live::LiveCapture>,
+    ) -> Result<(String, Option<String>)> {
+        let Some(live) = live else {
+            return Ok((self.run(sink)?, None));
+        };
+        let summary = self.run(&mut causeway_agent::capture::live::WithPackets {
+            inner: &mut *sink,
+            live: &live,
+        })?;
+        let stats = live.finish(sink);
+        sink.flush();
+        Ok((summary, Some(stats.summary())))
+    }
+}
+
 /// This host's name (the `host` tag).
 pub fn host_name() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname")

@@ -2,9 +2,13 @@
 //! source shares (`replay`, and live capture in `watch`, `up`, `agent`),
 //! and printing flow reports (a table for people, JSON lines for programs).
 
+use crate::capture::CaptureArgs;
 use crate::duration;
-use crate::output::{Format, STOP};
+use crate::output::{self, Format, STOP};
+use anyhow::{Context, Result};
 use causeway_agent::capture::flows::FlowConfig;
+use causeway_agent::capture::live::{LiveCapture, LiveConfig};
+use causeway_agent::{EventFilter, PipelineConfig};
 use causeway_model::{Flow, Span};
 use clap::Args;
 use std::io::Write;
@@ -38,6 +42,78 @@ impl FlowArgs {
             udp_idle_ns: ns(self.flow_udp_timeout),
             report_ns: ns(self.flow_report),
             ..FlowConfig::default()
+        }
+    }
+}
+
+/// Packet capture in `up` and `agent`: which interfaces, which packets.
+#[derive(Args, Debug, Clone)]
+pub struct PacketArgs {
+    /// Capture packets on this interface (repeatable); default: all
+    /// interfaces, `lo` included (libpcap's `any`).
+    #[arg(long = "interface", value_name = "NAME")]
+    pub interfaces: Vec<String>,
+    /// Only packets this BPF filter takes (tcpdump syntax, e.g.
+    /// `tcp port 80 or udp port 53`); applied in the kernel.
+    #[arg(long, value_name = "FILTER")]
+    pub capture_filter: Option<String>,
+    /// No packet capture (no flows); eBPF spans only.
+    #[arg(long)]
+    pub no_packets: bool,
+    /// Also export the spans the parsers make from packet payloads
+    /// (observation point `network`); without it they are only counted
+    /// into their flows.
+    #[arg(long)]
+    pub network_spans: bool,
+    #[command(flatten)]
+    pub flow: FlowArgs,
+}
+
+impl PacketArgs {
+    /// Starts packet capture unless `--no-packets`; fails with what could
+    /// not be opened.
+    pub fn start(&self, capture: &CaptureArgs) -> Result<Option<LiveCapture>> {
+        if self.no_packets {
+            return Ok(None);
+        }
+        let config = LiveConfig {
+            interfaces: self.interfaces.clone(),
+            filter: self.capture_filter.clone(),
+            flow: self.flow.config(capture.payload_cap.max(1) as usize),
+            pipeline: PipelineConfig {
+                filter: EventFilter {
+                    port: capture.port,
+                    ..EventFilter::default()
+                },
+                request_timeout: capture.timeout,
+                port_protocols: output::port_protocols(
+                    &capture.port_protocols,
+                    &capture.protobuf_rpc,
+                ),
+                protobuf_rpc: capture.protobuf_rpc.clone(),
+                ..PipelineConfig::default()
+            },
+            spans: self.network_spans,
+            ..LiveConfig::default()
+        };
+        LiveCapture::start(config)
+            .map(Some)
+            .context("cannot start packet capture (--no-packets to go without)")
+    }
+
+    /// What is captured, for the opening line.
+    pub fn describe(&self) -> String {
+        if self.no_packets {
+            return "no packet capture".into();
+        }
+        let on = if self.interfaces.is_empty() {
+            "all interfaces".to_owned()
+        } else {
+            self.interfaces.join(", ")
+        };
+        match &self.capture_filter {
+            Some(f) => format!("packets on {on} ({f})"),
+            None => format!("packets on {on}"),
         }
     }
 }

@@ -295,3 +295,302 @@ fn replayed_flows_table_names_every_flow() {
     assert!(lines[1].contains("-> 10.250.0.2:18085"), "{table}");
     assert!(lines[1].contains(" refused "), "{table}");
 }
+
+// --- live capture ------------------------------------------------------------
+
+/// A network namespace joined to this one by a veth pair, removed on drop.
+struct Netns {
+    name: String,
+    /// The host end (in this namespace) and the peer's address.
+    host_if: String,
+    peer_ip: String,
+}
+
+fn sh(cmd: &str) {
+    let out = Command::new("sh")
+        .args(["-c", cmd])
+        .output()
+        .expect("run sh");
+    assert!(
+        out.status.success(),
+        "{cmd}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+impl Netns {
+    /// `10.251.N.1` here, `10.251.N.2` there; iptables there drop `drop_pct`
+    /// percent of `lossy_port`'s packets each way and every SYN to
+    /// `syn_dropped`.
+    fn create(lossy_port: u16, drop_pct: u32, syn_dropped: u16) -> Netns {
+        let n = std::process::id() % 250 + 1;
+        let name = format!("cwlive{n}");
+        let host_if = format!("cwl{n}a");
+        let peer_if = format!("cwl{n}b");
+        for args in [["netns", "del", &name], ["link", "del", &host_if]] {
+            let _ = Command::new("ip")
+                .args(args)
+                .stderr(std::process::Stdio::null())
+                .status();
+        }
+        let (host_ip, peer_ip) = (format!("10.251.{n}.1"), format!("10.251.{n}.2"));
+        let p = f64::from(drop_pct) / 100.0;
+        for cmd in [
+            format!("ip netns add {name}"),
+            format!("ip link add {host_if} type veth peer name {peer_if}"),
+            format!("ip link set {peer_if} netns {name}"),
+            format!("ip addr add {host_ip}/24 dev {host_if}"),
+            format!("ip link set {host_if} up"),
+            format!("ip netns exec {name} ip addr add {peer_ip}/24 dev {peer_if}"),
+            format!("ip netns exec {name} ip link set {peer_if} up"),
+            format!("ip netns exec {name} ip link set lo up"),
+            format!("ip netns exec {name} iptables -A INPUT -p tcp --dport {lossy_port} -m statistic --mode random --probability {p} -j DROP"),
+            format!("ip netns exec {name} iptables -A OUTPUT -p tcp --sport {lossy_port} -m statistic --mode random --probability {p} -j DROP"),
+            format!("ip netns exec {name} iptables -A INPUT -p tcp --dport {syn_dropped} --syn -j DROP"),
+        ] {
+            sh(&cmd);
+        }
+        Netns {
+            name,
+            host_if,
+            peer_ip,
+        }
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        // Deleting the namespace deletes the pair.
+        let _ = Command::new("ip")
+            .args(["netns", "del", &self.name])
+            .status();
+    }
+}
+
+/// A child process killed (SIGINT, then waited for) on drop.
+struct Child(std::process::Child);
+
+impl Child {
+    fn interrupt(&mut self) -> std::process::ExitStatus {
+        // SAFETY: kill(2) on our own child.
+        unsafe { libc::kill(self.0.id() as i32, libc::SIGINT) };
+        self.0.wait().expect("wait")
+    }
+}
+
+impl Drop for Child {
+    fn drop(&mut self) {
+        if matches!(self.0.try_wait(), Ok(None)) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+}
+
+/// Waits for a line containing `what` on `lines`; panics with what was
+/// seen after `secs`.
+fn wait_line(
+    lines: &std::sync::mpsc::Receiver<String>,
+    what: &str,
+    secs: u64,
+    seen: &mut Vec<String>,
+) -> bool {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    while std::time::Instant::now() < deadline {
+        match lines.recv_timeout(std::time::Duration::from_millis(100)) {
+            Ok(l) => {
+                let hit = l.contains(what);
+                seen.push(l);
+                if hit {
+                    return true;
+                }
+            }
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => return false,
+        }
+    }
+    false
+}
+
+/// `causeway up` capturing packets on a veth pair the test creates, while
+/// tshark captures the same interface: the flow reports stored and served
+/// by `/api/v1/flows` agree with tshark's counts on its capture, flow by
+/// flow (packets, bytes, retransmissions, zero windows, resets, SYN
+/// retries, establish failures and close types), and the interface is named.
+#[test]
+fn live_flows_match_tshark_on_the_same_interface() {
+    let _g = support::serial();
+    assert!(support::tool_present("tshark"), "tshark is needed");
+    let scenario = support::fixtures().join("flows/scenario.py");
+    let ports = "18080,18081,18082,18083,18084";
+    let net = Netns::create(18080, 5, 18086);
+    let dir = support::temp_dir("flows-live");
+    let pcap = dir.join("live.pcapng");
+
+    let server_log = dir.join("server.log");
+    let mut server = Child(
+        Command::new("ip")
+            .args(["netns", "exec", &net.name, "python3"])
+            .arg(&scenario)
+            .args(["serve", "--ports", ports])
+            .stdout(std::fs::File::create(&server_log).expect("log"))
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("start the server"),
+    );
+    let mut tshark = Child(
+        Command::new("tshark")
+            .args(["-q", "-i", &net.host_if, "-F", "pcapng", "-w"])
+            .arg(&pcap)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("start tshark"),
+    );
+    let tshark_lines = support::lines_of(tshark.0.stderr.take().expect("stderr"));
+    let api_port = support::free_port();
+    let mut up = Child(
+        Command::new(env!("CARGO_BIN_EXE_causeway"))
+            .args(["up", "--listen", &format!("127.0.0.1:{api_port}"), "--data"])
+            .arg(dir.join("data"))
+            .args(["--interface", &net.host_if, "--flow-syn-timeout", "2s"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("start causeway up"),
+    );
+    let up_lines = support::lines_of(up.0.stderr.take().expect("stderr"));
+    let mut seen = Vec::new();
+    if !wait_line(&up_lines, "Ctrl-C to stop", 60, &mut seen) {
+        let status = up.0.wait().expect("wait");
+        if seen.iter().any(|l| l.contains("eBPF")) && !support::ebpf_required() {
+            eprintln!("skipping: causeway up could not attach ({status}): {seen:#?}");
+            return;
+        }
+        panic!("causeway up not ready ({status}): {seen:#?}");
+    }
+    let mut tseen = Vec::new();
+    assert!(
+        wait_line(&tshark_lines, "Capturing", 30, &mut tseen),
+        "tshark: {tseen:?}"
+    );
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !std::fs::read_to_string(&server_log)
+        .unwrap_or_default()
+        .contains("ready")
+    {
+        assert!(std::time::Instant::now() < deadline, "server not ready");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+
+    let drive = Command::new("python3")
+        .arg(&scenario)
+        .args(["drive", "--server", &net.peer_ip, "--ports", ports])
+        .args([
+            "--closed",
+            "18085",
+            "--dropped",
+            "18086",
+            "--rounds",
+            "4",
+            "--big",
+            "20000",
+        ])
+        .output()
+        .expect("drive");
+    assert!(
+        drive.status.success(),
+        "scenario: {}",
+        String::from_utf8_lossy(&drive.stderr)
+    );
+    // The trailing ACKs and closes, then both captures stop.
+    std::thread::sleep(std::time::Duration::from_secs(1));
+    tshark.interrupt();
+    let status = up.interrupt();
+    seen.extend(up_lines.iter());
+    assert!(status.success(), "causeway up: {seen:#?}");
+    let packets_line = seen
+        .iter()
+        .find(|l| l.contains("packets captured"))
+        .unwrap_or_else(|| panic!("no packet summary: {seen:#?}"));
+    assert!(
+        packets_line.contains(", 0 dropped by the kernel") && packets_line.contains("(0 dropped)"),
+        "{packets_line}"
+    );
+    server.interrupt();
+
+    // The stored reports, by the API (the store survived the stop).
+    let mut serve = Child(
+        Command::new(env!("CARGO_BIN_EXE_causeway"))
+            .args([
+                "server",
+                "--listen",
+                &format!("127.0.0.1:{api_port}"),
+                "--data",
+            ])
+            .arg(dir.join("data"))
+            .args([
+                "--ingest-listen",
+                &format!("127.0.0.1:{}", support::free_port()),
+            ])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("start causeway server"),
+    );
+    support::wait_for_port(api_port);
+    let body = support::run_ok(Command::new("curl").args([
+        "-sf",
+        &format!("http://127.0.0.1:{api_port}/api/v1/flows?since=10m&limit=1000"),
+    ]));
+    serve.interrupt();
+    let doc: Value = serde_json::from_str(&body).expect("JSON");
+    let reports: Vec<Value> = doc["flows"]
+        .as_array()
+        .expect("flows")
+        .iter()
+        .filter(|f| {
+            let s = support::s(f, "server");
+            s.starts_with(&format!("{}:", net.peer_ip))
+        })
+        .cloned()
+        .collect();
+    for r in &reports {
+        assert_eq!(support::s(r, "interface"), net.host_if, "{r}");
+    }
+    let ours = by_flow(&reports);
+    eprintln!(
+        "{} reports of {} flows; {packets_line}",
+        reports.len(),
+        ours.len()
+    );
+    let filter = format!("ip.addr == {}", net.peer_ip);
+    let oracle = tshark_flows(&pcap, &filter);
+    assert_eq!(
+        ours.keys().collect::<Vec<_>>(),
+        oracle.keys().collect::<Vec<_>>(),
+        "the same flows"
+    );
+    let mut totals = Side::default();
+    for (key, o) in &oracle {
+        let (c, s, close) = &ours[key];
+        for (dir, (mine, theirs)) in [c, s].into_iter().zip(&o.sides).enumerate() {
+            let mut expect = theirs.clone();
+            expect.syn_retries = 0;
+            assert_eq!(*mine, expect, "{key:?} direction {dir}");
+        }
+        assert_eq!(c.syns.saturating_sub(1), o.sides[0].syn_retries, "{key:?}");
+        assert_eq!(close, o.close_type(), "{key:?} close type");
+        for t in &o.sides {
+            totals.retransmissions += t.retransmissions;
+            totals.zero_windows += t.zero_windows;
+            totals.resets += t.resets;
+            totals.syn_retries += t.syn_retries;
+        }
+    }
+    eprintln!("tshark's totals: {totals:?}");
+    assert!(totals.zero_windows >= 2, "{totals:?}");
+    assert!(totals.resets >= 3, "{totals:?}");
+    assert!(totals.syn_retries >= 2, "{totals:?}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

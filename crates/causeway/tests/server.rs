@@ -9,7 +9,7 @@
 mod support;
 
 use causeway_server::store::clickhouse::ClickHouseStore;
-use causeway_server::store::{conformance, conformance_red};
+use causeway_server::store::{conformance, conformance_flows, conformance_red};
 use serde_json::Value;
 use std::collections::{BTreeMap, HashSet};
 use std::path::PathBuf;
@@ -723,6 +723,19 @@ fn clickhouse_metric_rows_behave_as_the_embedded_ones() {
         let url = ch.url(db);
         conformance_red::run(&ClickHouseStore::open(&url).expect("open"));
         conformance_red::after_reopen(&ClickHouseStore::open(&url).expect("reopen"));
+    }
+}
+
+/// The flow reports' store suite the DuckDB store passes in its unit
+/// tests, on ClickHouse: one node, then two shards.
+#[test]
+fn clickhouse_flow_reports_behave_as_the_embedded_ones() {
+    let _g = serial();
+    for (nodes, db) in [(1, "flows_one"), (2, "flows_two")] {
+        let ch = ClickHouse::start(nodes);
+        let url = ch.url(db);
+        conformance_flows::run(&ClickHouseStore::open(&url).expect("open"));
+        conformance_flows::after_reopen(&ClickHouseStore::open(&url).expect("reopen"));
     }
 }
 

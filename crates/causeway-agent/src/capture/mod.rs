@@ -14,7 +14,7 @@
 //! traffic no process on this host makes or answers is seen.
 
 pub mod flows;
-// pub mod live;
+pub mod live;
 pub mod packet;
 pub mod tcp_state;
 

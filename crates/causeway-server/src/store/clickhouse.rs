@@ -20,6 +20,7 @@
 //! inserts nothing. Metric rows go the same way to tables of their own
 //! ([`red`]).
 
+mod flows;
 mod red;
 
 use super::{service_row, Store, StoreError, WriteBatch, WriteOutcome};
@@ -201,6 +202,7 @@ impl ClickHouseStore {
         };
         store.create()?;
         red::create(&store)?;
+        flows::create(&store)?;
         Ok(store)
     }
 
@@ -431,9 +433,11 @@ impl Store for ClickHouseStore {
         }
         let (inserted, seen) =
             red::write(self, batch.agent, batch.session, batch.seq, &batch.metrics)?;
-        if inserted > 0 {
+        let (flows_inserted, flows_seen) =
+            flows::write(self, batch.agent, batch.session, batch.seq, &batch.flows)?;
+        if inserted + flows_inserted > 0 {
             duplicate = false;
-        } else if seen > 0 && batch.spans.is_empty() {
+        } else if seen + flows_seen > 0 && batch.spans.is_empty() {
             duplicate = true;
         }
         Ok(if duplicate {
@@ -514,6 +518,7 @@ impl Store for ClickHouseStore {
                 dropped.insert(p);
             }
         }
+        flows::drop_before(self, day)?;
         Ok(dropped.len())
     }
 
@@ -542,6 +547,13 @@ impl Store for ClickHouseStore {
 
     fn drop_metric_days_before(&self, g: Granularity, day: u32) -> Result<usize, StoreError> {
         red::drop_before(self, g, day)
+    }
+
+    fn flows(
+        &self,
+        q: &crate::flows::FlowQuery,
+    ) -> Result<Vec<crate::flows::StoredFlow>, StoreError> {
+        flows::query(self, q)
     }
 
     fn disk_bytes(&self) -> Option<u64> {

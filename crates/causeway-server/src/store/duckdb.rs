@@ -11,8 +11,10 @@
 //! - One connection writes; readers take their own connections from a
 //!   small pool (DuckDB's MVCC lets them read while a batch is written).
 //! - Metric rows go to tables of their own per granularity and day, in the
-//!   same transaction ([`red`]).
+//!   same transaction ([`red`]); flow reports to `flows_<day>` tables,
+//!   in the same transaction too ([`flows`]).
 
+mod flows;
 mod red;
 
 use super::{service_row, Store, StoreError, WriteBatch, WriteOutcome};
@@ -37,6 +39,8 @@ pub struct DuckStore {
     days: Mutex<BTreeSet<u32>>,
     /// Granularities and days that have a metric table.
     metric_days: Mutex<BTreeSet<(Granularity, u32)>>,
+    /// Days that have a flow table.
+    flow_days: Mutex<BTreeSet<u32>>,
 }
 
 struct Duck;
@@ -118,12 +122,14 @@ impl DuckStore {
             }
         }
         let metric_days = red::existing_days(&conn)?;
+        let flow_days = flows::existing_days(&conn)?;
         Ok(DuckStore {
             dir: dir.to_owned(),
             writer: Mutex::new(conn),
             readers: Mutex::new(Vec::new()),
             days: Mutex::new(days),
             metric_days: Mutex::new(metric_days),
+            flow_days: Mutex::new(flow_days),
         })
     }
 
@@ -234,6 +240,7 @@ impl Store for DuckStore {
             app.flush()?;
         }
         let new_metric_days = red::write(self, &tx, &batch.metrics)?;
+        let new_flow_days = flows::write(self, &tx, &batch.flows)?;
         {
             let mut stmt = tx.prepare("INSERT OR IGNORE INTO tags VALUES (?, ?, ?)")?;
             for (kind, id, value) in &batch.tags {
@@ -245,6 +252,7 @@ impl Store for DuckStore {
             .keys()
             .copied()
             .chain(batch.metrics.iter().map(|m| m.day()))
+            .chain(batch.flows.iter().map(|f| f.day()))
             .max()
             .unwrap_or(0);
         tx.execute(
@@ -257,6 +265,10 @@ impl Store for DuckStore {
             .lock()
             .map_err(poisoned)?
             .extend(new_metric_days);
+        self.flow_days
+            .lock()
+            .map_err(poisoned)?
+            .extend(new_flow_days);
         Ok(WriteOutcome::Stored(batch.spans.len()))
     }
 
@@ -352,6 +364,7 @@ impl Store for DuckStore {
             conn.execute_batch(&format!("DROP TABLE IF EXISTS {}", table(*d)))?;
             self.days.lock().map_err(poisoned)?.remove(d);
         }
+        flows::drop_before(self, &conn, day)?;
         conn.execute("DELETE FROM batches WHERE day < ?", params![day])?;
         Ok(old.len())
     }
@@ -386,6 +399,13 @@ impl Store for DuckStore {
 
     fn drop_metric_days_before(&self, g: Granularity, day: u32) -> Result<usize, StoreError> {
         red::drop_before(self, g, day)
+    }
+
+    fn flows(
+        &self,
+        q: &crate::flows::FlowQuery,
+    ) -> Result<Vec<crate::flows::StoredFlow>, StoreError> {
+        flows::query(self, q)
     }
 
     fn disk_bytes(&self) -> Option<u64> {
@@ -440,6 +460,16 @@ mod tests {
         drop(store);
         let again = DuckStore::open(&dir).expect("reopen");
         crate::store::conformance_red::after_reopen(&again);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn flow_reports_conform() {
+        let (store, dir) = fresh();
+        crate::store::conformance_flows::run(&store);
+        drop(store);
+        let again = DuckStore::open(&dir).expect("reopen");
+        crate::store::conformance_flows::after_reopen(&again);
         let _ = std::fs::remove_dir_all(&dir);
     }
 
