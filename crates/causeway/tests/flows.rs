@@ -412,6 +412,91 @@ fn wait_line(
     false
 }
 
+/// `/api/v1/flows` of a stopped `causeway up`'s data directory, served by
+/// `causeway server`.
+fn stored_flows(data: &Path) -> Value {
+    let api_port = support::free_port();
+    let mut serve = Child(
+        Command::new(env!("CARGO_BIN_EXE_causeway"))
+            .args(["server", "--listen", &format!("127.0.0.1:{api_port}")])
+            .arg("--data")
+            .arg(data)
+            .args([
+                "--ingest-listen",
+                &format!("127.0.0.1:{}", support::free_port()),
+            ])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("start causeway server"),
+    );
+    support::wait_for_port(api_port);
+    let body = support::run_ok(Command::new("curl").args([
+        "-sf",
+        &format!("http://127.0.0.1:{api_port}/api/v1/flows?since=10m&limit=1000"),
+    ]));
+    serve.interrupt();
+    serde_json::from_str(&body).expect("JSON")
+}
+
+/// Starts `causeway up ARGS` with its data in `data` and waits until it
+/// captures; None when eBPF is unavailable and not required (skipped,
+/// saying so).
+fn start_up(
+    data: &Path,
+    args: &[&str],
+) -> Option<(Child, std::sync::mpsc::Receiver<String>, Vec<String>)> {
+    let api_port = support::free_port();
+    let mut up = Child(
+        Command::new(env!("CARGO_BIN_EXE_causeway"))
+            .args(["up", "--listen", &format!("127.0.0.1:{api_port}"), "--data"])
+            .arg(data)
+            .args(args)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("start causeway up"),
+    );
+    let lines = support::lines_of(up.0.stderr.take().expect("stderr"));
+    let mut seen = Vec::new();
+    if !wait_line(&lines, "Ctrl-C to stop", 60, &mut seen) {
+        let status = up.0.wait().expect("wait");
+        if seen.iter().any(|l| l.contains("eBPF")) && !support::ebpf_required() {
+            eprintln!("skipping: causeway up could not attach ({status}): {seen:#?}");
+            return None;
+        }
+        panic!("causeway up not ready ({status}): {seen:#?}");
+    }
+    Some((up, lines, seen))
+}
+
+/// Starts tshark on `interface` writing `out`, and waits until it captures.
+fn start_tshark(interface: &str, filter: Option<&str>, out: &Path) -> Child {
+    let mut cmd = Command::new("tshark");
+    cmd.args(["-q", "-i", interface, "-F", "pcapng"]);
+    if let Some(f) = filter {
+        cmd.args(["-f", f]);
+    }
+    let mut tshark = Child(
+        cmd.arg("-w")
+            .arg(out)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("start tshark"),
+    );
+    let lines = support::lines_of(tshark.0.stderr.take().expect("stderr"));
+    let mut seen = Vec::new();
+    assert!(
+        wait_line(&lines, "Capturing", 30, &mut seen),
+        "tshark: {seen:?}"
+    );
+    // dumpcap says "Capturing" a little before its socket takes packets
+    // (a first run here missed a handshake): let it settle.
+    std::thread::sleep(std::time::Duration::from_secs(1));
+    tshark
+}
+
 /// `causeway up` capturing packets on a veth pair the test creates, while
 /// tshark captures the same interface: the flow reports stored and served
 /// by `/api/v1/flows` agree with tshark's counts on its capture, flow by
@@ -438,42 +523,13 @@ fn live_flows_match_tshark_on_the_same_interface() {
             .spawn()
             .expect("start the server"),
     );
-    let mut tshark = Child(
-        Command::new("tshark")
-            .args(["-q", "-i", &net.host_if, "-F", "pcapng", "-w"])
-            .arg(&pcap)
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .expect("start tshark"),
-    );
-    let tshark_lines = support::lines_of(tshark.0.stderr.take().expect("stderr"));
-    let api_port = support::free_port();
-    let mut up = Child(
-        Command::new(env!("CARGO_BIN_EXE_causeway"))
-            .args(["up", "--listen", &format!("127.0.0.1:{api_port}"), "--data"])
-            .arg(dir.join("data"))
-            .args(["--interface", &net.host_if, "--flow-syn-timeout", "2s"])
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .expect("start causeway up"),
-    );
-    let up_lines = support::lines_of(up.0.stderr.take().expect("stderr"));
-    let mut seen = Vec::new();
-    if !wait_line(&up_lines, "Ctrl-C to stop", 60, &mut seen) {
-        let status = up.0.wait().expect("wait");
-        if seen.iter().any(|l| l.contains("eBPF")) && !support::ebpf_required() {
-            eprintln!("skipping: causeway up could not attach ({status}): {seen:#?}");
-            return;
-        }
-        panic!("causeway up not ready ({status}): {seen:#?}");
-    }
-    let mut tseen = Vec::new();
-    assert!(
-        wait_line(&tshark_lines, "Capturing", 30, &mut tseen),
-        "tshark: {tseen:?}"
-    );
+    let Some((mut up, up_lines, mut seen)) = start_up(
+        &dir.join("data"),
+        &["--interface", &net.host_if, "--flow-syn-timeout", "2s"],
+    ) else {
+        return;
+    };
+    let mut tshark = start_tshark(&net.host_if, None, &pcap);
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     while !std::fs::read_to_string(&server_log)
         .unwrap_or_default()
@@ -520,31 +576,7 @@ fn live_flows_match_tshark_on_the_same_interface() {
     server.interrupt();
 
     // The stored reports, by the API (the store survived the stop).
-    let mut serve = Child(
-        Command::new(env!("CARGO_BIN_EXE_causeway"))
-            .args([
-                "server",
-                "--listen",
-                &format!("127.0.0.1:{api_port}"),
-                "--data",
-            ])
-            .arg(dir.join("data"))
-            .args([
-                "--ingest-listen",
-                &format!("127.0.0.1:{}", support::free_port()),
-            ])
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .expect("start causeway server"),
-    );
-    support::wait_for_port(api_port);
-    let body = support::run_ok(Command::new("curl").args([
-        "-sf",
-        &format!("http://127.0.0.1:{api_port}/api/v1/flows?since=10m&limit=1000"),
-    ]));
-    serve.interrupt();
-    let doc: Value = serde_json::from_str(&body).expect("JSON");
+    let doc = stored_flows(&dir.join("data"));
     let reports: Vec<Value> = doc["flows"]
         .as_array()
         .expect("flows")
@@ -592,5 +624,80 @@ fn live_flows_match_tshark_on_the_same_interface() {
     assert!(totals.zero_windows >= 2, "{totals:?}");
     assert!(totals.resets >= 3, "{totals:?}");
     assert!(totals.syn_retries >= 2, "{totals:?}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Loopback through libpcap's `any` device (the default): each packet
+/// once, as tshark on `lo` sees it, and the BPF filter keeps only the
+/// test's port (requests to a port outside the filter leave no flow).
+#[test]
+fn loopback_packets_count_once_and_the_filter_applies() {
+    let _g = support::serial();
+    assert!(support::tool_present("tshark"), "tshark is needed");
+    let dir = support::temp_dir("flows-lo");
+    let web = support::python_server("http", &[]);
+    let other = support::python_server("http", &[]);
+    let filter = format!("tcp port {}", web.port);
+    let Some((mut up, up_lines, mut seen)) =
+        start_up(&dir.join("data"), &["--capture-filter", &filter])
+    else {
+        return;
+    };
+    let pcap = dir.join("lo.pcapng");
+    let mut tshark = start_tshark("lo", Some(&filter), &pcap);
+    // Two requests on one connection to each server, then five more
+    // connections to the filtered one.
+    for port in [web.port, other.port] {
+        support::run_ok(Command::new("curl").args([
+            "-sf",
+            "-o",
+            "/dev/null",
+            "-o",
+            "/dev/null",
+            &format!("http://127.0.0.1:{port}/10"),
+            &format!("http://127.0.0.1:{port}/10"),
+        ]));
+    }
+    for _ in 0..5 {
+        support::run_ok(Command::new("curl").args([
+            "-sf",
+            "-o",
+            "/dev/null",
+            &format!("http://127.0.0.1:{}/100", web.port),
+        ]));
+    }
+    std::thread::sleep(std::time::Duration::from_secs(1));
+    tshark.interrupt();
+    let status = up.interrupt();
+    seen.extend(up_lines.iter());
+    assert!(status.success(), "causeway up: {seen:#?}");
+    let doc = stored_flows(&dir.join("data"));
+    let reports = doc["flows"].as_array().expect("flows").clone();
+    let ours = by_flow(&reports);
+    assert!(
+        reports
+            .iter()
+            .all(|r| support::s(r, "server").ends_with(&format!(":{}", web.port))),
+        "only the filtered port: {reports:#?}"
+    );
+    for r in &reports {
+        assert_eq!(support::s(r, "interface"), "lo", "{r}");
+    }
+    let oracle = tshark_flows(&pcap, "ip");
+    assert_eq!(oracle.len(), 6, "six connections: {:?}", oracle.keys());
+    assert_eq!(
+        ours.keys().collect::<Vec<_>>(),
+        oracle.keys().collect::<Vec<_>>(),
+        "the same flows"
+    );
+    for (key, o) in &oracle {
+        let (c, s, close) = &ours[key];
+        for (dir, (mine, theirs)) in [c, s].into_iter().zip(&o.sides).enumerate() {
+            let mut expect = theirs.clone();
+            expect.syn_retries = 0;
+            assert_eq!(*mine, expect, "{key:?} direction {dir}");
+        }
+        assert_eq!(close, "normal", "{key:?}");
+    }
     let _ = std::fs::remove_dir_all(&dir);
 }
