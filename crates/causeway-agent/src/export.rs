@@ -496,6 +496,7 @@ impl SpanSink for ExportSink {
     fn on_flow(&mut self, flow: causeway_model::Flow) {
         self.stats.flows_in.fetch_add(1, Relaxed);
         let row = self.encoder.encode_flow(&flow);
+        self.red.add_flow(&row);
         self.flows.push(row);
         if self.flows.len() >= self.batch_spans {
             self.hand_over();

@@ -301,8 +301,9 @@ fn replayed_flows_table_names_every_flow() {
 /// A network namespace joined to this one by a veth pair, removed on drop.
 struct Netns {
     name: String,
-    /// The host end (in this namespace) and the peer's address.
+    /// The host end (in this namespace), its address and the peer's.
     host_if: String,
+    host_ip: String,
     peer_ip: String,
 }
 
@@ -353,6 +354,7 @@ impl Netns {
         Netns {
             name,
             host_if,
+            host_ip,
             peer_ip,
         }
     }
@@ -412,9 +414,9 @@ fn wait_line(
     false
 }
 
-/// `/api/v1/flows` of a stopped `causeway up`'s data directory, served by
-/// `causeway server`.
-fn stored_flows(data: &Path) -> Value {
+/// Answers of a stopped `causeway up`'s API to `paths`, served from its
+/// data directory by `causeway server`.
+fn served(data: &Path, paths: &[String]) -> Vec<Value> {
     let api_port = support::free_port();
     let mut serve = Child(
         Command::new(env!("CARGO_BIN_EXE_causeway"))
@@ -431,12 +433,22 @@ fn stored_flows(data: &Path) -> Value {
             .expect("start causeway server"),
     );
     support::wait_for_port(api_port);
-    let body = support::run_ok(Command::new("curl").args([
-        "-sf",
-        &format!("http://127.0.0.1:{api_port}/api/v1/flows?since=10m&limit=1000"),
-    ]));
+    let out = paths
+        .iter()
+        .map(|p| {
+            let body = support::run_ok(
+                Command::new("curl").args(["-sf", &format!("http://127.0.0.1:{api_port}{p}")]),
+            );
+            serde_json::from_str(&body).unwrap_or_else(|e| panic!("{p}: {e}: {body}"))
+        })
+        .collect();
     serve.interrupt();
-    serde_json::from_str(&body).expect("JSON")
+    out
+}
+
+/// `/api/v1/flows` of a stopped `causeway up`'s data directory.
+fn stored_flows(data: &Path) -> Value {
+    served(data, &["/api/v1/flows?since=10m&limit=1000".into()]).remove(0)
 }
 
 /// Starts `causeway up ARGS` with its data in `data` and waits until it
@@ -575,8 +587,30 @@ fn live_flows_match_tshark_on_the_same_interface() {
     );
     server.interrupt();
 
-    // The stored reports, by the API (the store survived the stop).
-    let doc = stored_flows(&dir.join("data"));
+    // The stored reports and network metrics, by the API (the store
+    // survived the stop).
+    let net_metrics = "client_packets,server_packets,client_bytes,server_bytes,new_flows,\
+                       closed_flows,retransmissions,zero_windows,establish_failures,resets,\
+                       rtt_avg_us";
+    let mut answers = served(
+        &dir.join("data"),
+        &[
+            "/api/v1/flows?since=10m&limit=1000".into(),
+            format!(
+                "/api/v1/metrics?since=10m&granularity=1m&observation_point=network\
+                 &group_by=server_service&metric={net_metrics}"
+            ),
+            format!(
+                "/api/v1/metrics?since=10m&granularity=1s&observation_point=network\
+                 &group_by=client_service,server_service&metric={net_metrics}"
+            ),
+            "/api/v1/service-map?since=10m".into(),
+        ],
+    );
+    let map = answers.pop().expect("map");
+    let edge_metrics = answers.pop().expect("edge metrics");
+    let node_metrics = answers.pop().expect("node metrics");
+    let doc = answers.pop().expect("flows");
     let reports: Vec<Value> = doc["flows"]
         .as_array()
         .expect("flows")
@@ -621,6 +655,75 @@ fn live_flows_match_tshark_on_the_same_interface() {
         }
     }
     eprintln!("tshark's totals: {totals:?}");
+
+    // Network metrics per node (server) at 1 min and per edge at 1 s are
+    // the flows' figures added up, and the service map's edges carry them.
+    let mut want: BTreeMap<String, BTreeMap<&str, u64>> = BTreeMap::new();
+    for ((_, _, server), o) in &oracle {
+        let w = want.entry(server.clone()).or_default();
+        let [c, s] = &o.sides;
+        for (k, v) in [
+            ("client_packets", c.packets),
+            ("server_packets", s.packets),
+            ("client_bytes", c.bytes),
+            ("server_bytes", s.bytes),
+            ("new_flows", 1),
+            ("closed_flows", 1),
+            ("retransmissions", c.retransmissions + s.retransmissions),
+            ("zero_windows", c.zero_windows + s.zero_windows),
+            (
+                "establish_failures",
+                u64::from(matches!(o.close_type(), "refused" | "syn_timeout")),
+            ),
+            ("resets", c.resets + s.resets),
+        ] {
+            *w.entry(k).or_default() += v;
+        }
+    }
+    let client = &net.host_ip;
+    for (doc, client_too) in [(&node_metrics, false), (&edge_metrics, true)] {
+        let mut got: BTreeMap<String, BTreeMap<&str, u64>> = BTreeMap::new();
+        for series in doc["series"].as_array().expect("series") {
+            let server = support::s(&series["group"], "server_service").to_owned();
+            if !server.starts_with(&format!("{}:", net.peer_ip)) {
+                continue;
+            }
+            if client_too {
+                assert_eq!(support::s(&series["group"], "client_service"), client);
+            }
+            let g = got.entry(server).or_default();
+            for k in want.values().next().expect("a flow").keys() {
+                *g.entry(k).or_default() += series["values"][*k].as_u64().unwrap_or(0);
+            }
+            assert!(
+                series["values"]["rtt_avg_us"].is_u64() || series["values"]["rtt_avg_us"].is_null()
+            );
+        }
+        assert_eq!(got, want, "network metrics ({doc})");
+    }
+    for (server, w) in &want {
+        let edges: Vec<&Value> = map["edges"]
+            .as_array()
+            .expect("edges")
+            .iter()
+            .filter(|e| support::s(e, "server") == server)
+            .collect();
+        let sum = |k: &str| {
+            edges
+                .iter()
+                .map(|e| e[k].as_u64().unwrap_or(0))
+                .sum::<u64>()
+        };
+        for k in [
+            "retransmissions",
+            "zero_windows",
+            "establish_failures",
+            "resets",
+            "new_flows",
+        ] {
+            assert_eq!(sum(k), w[k], "service map {server} {k}");
+        }
+    }
     assert!(totals.zero_windows >= 2, "{totals:?}");
     assert!(totals.resets >= 3, "{totals:?}");
     assert!(totals.syn_retries >= 2, "{totals:?}");
