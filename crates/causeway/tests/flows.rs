@@ -804,3 +804,98 @@ fn loopback_packets_count_once_and_the_filter_applies() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// `--network-spans`: the parsers run on the packets' reassembled payloads
+/// too, and each request seen on the wire (observation point `network`)
+/// carries the TCP sequence numbers of the eBPF spans of the same request
+/// at the client and at the server, so trace assembly joins the three.
+#[test]
+fn network_spans_share_tcp_seq_with_ebpf_spans_and_join_traces() {
+    let _g = support::serial();
+    let dir = support::temp_dir("flows-net-spans");
+    let web = support::python_server("http", &[]);
+    let filter = format!("tcp port {}", web.port);
+    let Some((mut up, up_lines, mut seen)) = start_up(
+        &dir.join("data"),
+        &["--network-spans", "--capture-filter", &filter],
+    ) else {
+        return;
+    };
+    for i in 0..5 {
+        support::run_ok(Command::new("curl").args([
+            "-sf",
+            "-o",
+            "/dev/null",
+            &format!("http://127.0.0.1:{}/{}", web.port, 100 + i),
+        ]));
+    }
+    std::thread::sleep(std::time::Duration::from_secs(1));
+    let status = up.interrupt();
+    seen.extend(up_lines.iter());
+    assert!(status.success(), "causeway up: {seen:#?}");
+    let spans = served(
+        &dir.join("data"),
+        &[format!(
+            "/api/v1/spans?since=10m&port={}&limit=1000",
+            web.port
+        )],
+    )
+    .remove(0);
+    let spans = spans["spans"].as_array().expect("spans").clone();
+    let at = |op: &str| -> Vec<&Value> {
+        spans
+            .iter()
+            .filter(|s| support::s(s, "observation_point") == op)
+            .collect()
+    };
+    let (network, client, server) = (at("network"), at("client"), at("server"));
+    assert_eq!(network.len(), 5, "{spans:#?}");
+    let mut ids = Vec::new();
+    for n in &network {
+        assert_eq!(support::s(n, "protocol"), "http");
+        assert_eq!(support::n(n, "response_code"), 200);
+        let seq = (support::n(n, "req_tcp_seq"), support::n(n, "resp_tcp_seq"));
+        assert!(seq.0 != 0 && seq.1 != 0, "{n}");
+        let same =
+            |s: &&&Value| (support::n(s, "req_tcp_seq"), support::n(s, "resp_tcp_seq")) == seq;
+        let c = client
+            .iter()
+            .find(same)
+            .unwrap_or_else(|| panic!("no client span for {n}"));
+        let s = server
+            .iter()
+            .find(same)
+            .unwrap_or_else(|| panic!("no server span for {n}"));
+        assert_eq!(
+            support::s(c, "request_resource"),
+            support::s(n, "request_resource")
+        );
+        assert_eq!(
+            support::s(s, "request_resource"),
+            support::s(n, "request_resource")
+        );
+        ids.push((
+            support::s(n, "id").to_owned(),
+            support::s(c, "id").to_owned(),
+            support::s(s, "id").to_owned(),
+        ));
+    }
+    let traces = served(
+        &dir.join("data"),
+        &ids.iter()
+            .map(|(n, _, _)| format!("/api/v1/traces/{n}"))
+            .collect::<Vec<_>>(),
+    );
+    for (t, (n, c, s)) in traces.iter().zip(&ids) {
+        let got: Vec<&str> = t["spans"]
+            .as_array()
+            .expect("trace spans")
+            .iter()
+            .map(|x| support::s(x, "id"))
+            .collect();
+        for id in [n, c, s] {
+            assert!(got.contains(&id.as_str()), "trace of {n} lacks {id}: {t:#}");
+        }
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
