@@ -446,11 +446,6 @@ fn served(data: &Path, paths: &[String]) -> Vec<Value> {
     out
 }
 
-/// `/api/v1/flows` of a stopped `causeway up`'s data directory.
-fn stored_flows(data: &Path) -> Value {
-    served(data, &["/api/v1/flows?since=10m&limit=1000".into()]).remove(0)
-}
-
 /// Starts `causeway up ARGS` with its data in `data` and waits until it
 /// captures; None when eBPF is unavailable and not required (skipped,
 /// saying so).
@@ -458,28 +453,44 @@ fn start_up(
     data: &Path,
     args: &[&str],
 ) -> Option<(Child, std::sync::mpsc::Receiver<String>, Vec<String>)> {
-    let api_port = support::free_port();
-    let mut up = Child(
+    let mut all: Vec<String> = vec![
+        "up".into(),
+        "--listen".into(),
+        format!("127.0.0.1:{}", support::free_port()),
+        "--data".into(),
+        data.display().to_string(),
+    ];
+    all.extend(args.iter().map(|a| a.to_string()));
+    start_causeway(&all)
+}
+
+/// Starts `causeway ARGS` (`up` or `agent`) and waits until it captures;
+/// None when eBPF is unavailable and not required (skipped, saying so).
+fn start_causeway(
+    args: &[String],
+) -> Option<(Child, std::sync::mpsc::Receiver<String>, Vec<String>)> {
+    let mut child = Child(
         Command::new(env!("CARGO_BIN_EXE_causeway"))
-            .args(["up", "--listen", &format!("127.0.0.1:{api_port}"), "--data"])
-            .arg(data)
             .args(args)
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::piped())
             .spawn()
-            .expect("start causeway up"),
+            .expect("start causeway"),
     );
-    let lines = support::lines_of(up.0.stderr.take().expect("stderr"));
+    let lines = support::lines_of(child.0.stderr.take().expect("stderr"));
     let mut seen = Vec::new();
     if !wait_line(&lines, "Ctrl-C to stop", 60, &mut seen) {
-        let status = up.0.wait().expect("wait");
+        let status = child.0.wait().expect("wait");
         if seen.iter().any(|l| l.contains("eBPF")) && !support::ebpf_required() {
-            eprintln!("skipping: causeway up could not attach ({status}): {seen:#?}");
+            eprintln!(
+                "skipping: causeway {} could not attach ({status}): {seen:#?}",
+                args[0]
+            );
             return None;
         }
-        panic!("causeway up not ready ({status}): {seen:#?}");
+        panic!("causeway {args:?} not ready ({status}): {seen:#?}");
     }
-    Some((up, lines, seen))
+    Some((child, lines, seen))
 }
 
 /// Starts tshark on `interface` writing `out`, and waits until it captures.
@@ -733,6 +744,8 @@ fn live_flows_match_tshark_on_the_same_interface() {
 /// Loopback through libpcap's `any` device (the default): each packet
 /// once, as tshark on `lo` sees it, and the BPF filter keeps only the
 /// test's port (requests to a port outside the filter leave no flow).
+/// Split deployment: `causeway agent` pushes the flow reports over gRPC to
+/// `causeway server`, whose API serves them.
 #[test]
 fn loopback_packets_count_once_and_the_filter_applies() {
     let _g = support::serial();
@@ -741,9 +754,27 @@ fn loopback_packets_count_once_and_the_filter_applies() {
     let web = support::python_server("http", &[]);
     let other = support::python_server("http", &[]);
     let filter = format!("tcp port {}", web.port);
-    let Some((mut up, up_lines, mut seen)) =
-        start_up(&dir.join("data"), &["--capture-filter", &filter])
-    else {
+    let (api_port, ingest_port) = (support::free_port(), support::free_port());
+    let mut server = Child(
+        Command::new(env!("CARGO_BIN_EXE_causeway"))
+            .args(["server", "--listen", &format!("127.0.0.1:{api_port}")])
+            .args(["--ingest-listen", &format!("127.0.0.1:{ingest_port}")])
+            .arg("--data")
+            .arg(dir.join("data"))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("start causeway server"),
+    );
+    support::wait_for_port(api_port);
+    support::wait_for_port(ingest_port);
+    let Some((mut up, up_lines, mut seen)) = start_causeway(&[
+        "agent".into(),
+        "--server".into(),
+        format!("http://127.0.0.1:{ingest_port}"),
+        "--capture-filter".into(),
+        filter.clone(),
+    ]) else {
         return;
     };
     let pcap = dir.join("lo.pcapng");
@@ -773,8 +804,18 @@ fn loopback_packets_count_once_and_the_filter_applies() {
     tshark.interrupt();
     let status = up.interrupt();
     seen.extend(up_lines.iter());
-    assert!(status.success(), "causeway up: {seen:#?}");
-    let doc = stored_flows(&dir.join("data"));
+    assert!(status.success(), "causeway agent: {seen:#?}");
+    assert!(
+        seen.iter()
+            .any(|l| l.contains("flow reports exported") && l.contains(" 0 dropped, 0 refused")),
+        "{seen:#?}"
+    );
+    let body = support::run_ok(Command::new("curl").args([
+        "-sf",
+        &format!("http://127.0.0.1:{api_port}/api/v1/flows?since=10m&limit=1000"),
+    ]));
+    server.interrupt();
+    let doc: Value = serde_json::from_str(&body).expect("JSON");
     let reports = doc["flows"].as_array().expect("flows").clone();
     let ours = by_flow(&reports);
     assert!(
