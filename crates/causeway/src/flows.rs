@@ -201,3 +201,77 @@ impl causeway_agent::SpanSink for FlowPrinter {
         }
     }
 }
+
+/// `causeway query flows`.
+#[derive(Args, Debug)]
+pub struct QueryFlowsArgs {
+    /// How far back: 30s, 5m, 2h, 7d.
+    #[arg(long, default_value = "15m")]
+    since: String,
+    /// Only flows with this port at either end.
+    #[arg(long)]
+    port: Option<u16>,
+    /// Only reports of this close type (normal, client_reset, server_reset,
+    /// refused, syn_timeout, synack_timeout, timeout, half_close_timeout,
+    /// port_reuse, capture_end; active: periodic reports).
+    #[arg(long)]
+    close_type: Option<String>,
+    #[arg(long, default_value_t = 50)]
+    limit: u32,
+}
+
+/// Prints `/api/v1/flows`: the table of `replay --flows` (with the
+/// interface), or the JSON.
+pub fn query(server: &str, format: Format, a: QueryFlowsArgs) -> Result<()> {
+    let mut params: Vec<(&str, String)> = vec![("since", a.since), ("limit", a.limit.to_string())];
+    if let Some(p) = a.port {
+        params.push(("port", p.to_string()));
+    }
+    if let Some(c) = a.close_type {
+        params.push(("close_type", c));
+    }
+    let v = crate::query::get(server, "/api/v1/flows", &params)?;
+    let flows = v["flows"].as_array().cloned().unwrap_or_default();
+    if format == Format::Json {
+        for f in &flows {
+            println!("{f}");
+        }
+        return Ok(());
+    }
+    println!("{FLOW_HEADER}  INTERFACE");
+    let n = |v: &serde_json::Value| v.as_u64().unwrap_or(0);
+    let s = |v: &serde_json::Value| v.as_str().unwrap_or("").to_owned();
+    for f in &flows {
+        let side = |k: &str| format!("{}/{}", n(&f["sides"][0][k]), n(&f["sides"][1][k]));
+        let rtt = match (n(&f["rtt_client_us"]), n(&f["rtt_server_us"])) {
+            (0, _) | (_, 0) => 0,
+            (c, s) => c + s,
+        };
+        let l7 = if n(&f["l7_requests"]) > 0 {
+            format!(
+                "{} {}/{}",
+                s(&f["l7_protocol"]),
+                n(&f["l7_requests"]),
+                n(&f["l7_errors"])
+            )
+        } else {
+            "-".into()
+        };
+        println!(
+            "{:<3} {:<47} {:<18} {:>14} {:>15} {:>9} {:>12} {:>9} {:>8}  {:<12} {}",
+            s(&f["l4_protocol"]),
+            format!("{} -> {}", s(&f["client"]), s(&f["server"])),
+            s(&f["close_type"]),
+            side("packets"),
+            side("bytes"),
+            rtt,
+            side("retransmissions"),
+            side("zero_windows"),
+            side("resets"),
+            l7,
+            s(&f["interface"]),
+        );
+    }
+    eprintln!("{} flow reports", flows.len());
+    Ok(())
+}

@@ -814,6 +814,42 @@ fn loopback_packets_count_once_and_the_filter_applies() {
         "-sf",
         &format!("http://127.0.0.1:{api_port}/api/v1/flows?since=10m&limit=1000"),
     ]));
+    // The CLI over the same API: the flows table, and the service map's
+    // edge from the wire with its six new flows.
+    let api = format!("http://127.0.0.1:{api_port}");
+    let table = support::run_ok(
+        Command::new(env!("CARGO_BIN_EXE_causeway"))
+            .args(["query", "flows", "--server", &api, "--since", "10m"])
+            .args(["--limit", "1000"]),
+    );
+    let rows: Vec<&str> = table.lines().skip(1).collect();
+    assert_eq!(rows.len(), 6, "{table}");
+    assert!(
+        rows.iter()
+            .all(|r| r.ends_with(" lo") && r.contains(" normal ")),
+        "{table}"
+    );
+    let map = support::run_ok(
+        Command::new(env!("CARGO_BIN_EXE_causeway"))
+            .args(["query", "map", "--server", &api, "--since", "10m"]),
+    );
+    let header: Vec<&str> = map
+        .lines()
+        .next()
+        .unwrap_or("")
+        .split_whitespace()
+        .collect();
+    let flows_at = header
+        .iter()
+        .position(|h| *h == "FLOWS")
+        .expect("FLOWS column");
+    let edge: Vec<&str> = map
+        .lines()
+        .find(|l| l.contains(&format!("127.0.0.1:{}", web.port)) && l.contains(" network "))
+        .unwrap_or_else(|| panic!("no network edge: {map}"))
+        .split_whitespace()
+        .collect();
+    assert_eq!(edge[flows_at], "6", "{map}");
     server.interrupt();
     let doc: Value = serde_json::from_str(&body).expect("JSON");
     let reports = doc["flows"].as_array().expect("flows").clone();
