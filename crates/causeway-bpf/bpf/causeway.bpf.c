@@ -160,7 +160,11 @@ struct thread_state {
 	struct io_args args;
 	struct trace_state trace;
 	struct ssl_call ssl;
-	u64 goid;      /* Go: the goroutine this thread runs (runtime.execute); 0 elsewhere */
+	/* Go: the process's probe cookie (0: not a probed Go process), cached
+	 * with the mm and go_procs_gen it was looked up for. */
+	u64 go_cookie;
+	u64 go_mm;
+	u64 go_gen;
 	u64 go_parent; /* Go: inside runtime.newproc1, the creating goroutine */
 };
 
@@ -332,9 +336,11 @@ static __always_inline u64 syscall_trace_id(struct trace_state *st, u8 dir, u64 
  * the wrong requests. In a Go process the trace state therefore lives per
  * goroutine, keyed by (tgid, goid), and flows the way the work does:
  *
- * - runtime.execute(gp) starts gp on this thread: the thread records gp's
- *   goid, so each socket syscall knows its goroutine (reported as the
- *   event's coroutine_id).
+ * - at each socket syscall, the goroutine is the g in the thread's TLS
+ *   (fs:-8 on amd64, the offset read from the binary): no probe on the
+ *   scheduler, whose switches are far more frequent than socket I/O. Its
+ *   goid is reported as the event's coroutine_id. (In C code called
+ *   through cgo the TLS g is g0: such syscalls are traced per thread.)
  * - a go statement (runtime.newproc) creates a goroutine: the new one takes
  *   over its creator's trace id, so a handler's `go call()` carries the
  *   request's id.
@@ -351,6 +357,10 @@ static __always_inline u64 syscall_trace_id(struct trace_state *st, u8 dir, u64 
  * the same socket and nothing was sent on that socket since (by any
  * goroutine): net/http's client reads every response of a connection in
  * one goroutine while other goroutines write the requests.
+ *
+ * A process counts as Go once one of these probes fired in it (go_procs):
+ * any busy Go program creates goroutines or uses channels at once, and a
+ * net/http server spawns a goroutine for a connection before reading it.
  *
  * All of it reads user memory, never writes any. The loader packs the
  * offsets it read from the binary into each probe's cookie (go_off_*). */
@@ -378,6 +388,23 @@ struct {
 	__type(value, struct trace_state);
 } go_chans SEC(".maps");
 
+/* Go processes seen by a runtime probe: tgid -> cookie and mm (a pid
+ * reused by another program has another mm). */
+struct go_proc {
+	u64 cookie;
+	u64 mm;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 16384);
+	__type(key, u32);
+	__type(value, struct go_proc);
+} go_procs SEC(".maps");
+
+/* Bumped at each new go_procs entry: threads look their process up again. */
+u64 go_procs_gen = 0;
+
 /* Read by the agent: states made, taken over, deleted when a goroutine
  * ended or took over "no id" from a channel, and those that could not be
  * stored. Evictions by the LRU are what the agent finds missing: created -
@@ -390,13 +417,15 @@ u64 go_states_dropped = 0;
 u64 go_state_failed = 0;
 
 /* The cookie: runtime.g.goid's offset in bits 0-15, hchan.recvq's in 16-23,
- * hchan.sendq's in 24-31, sudog.g's in 32-39 (hchan.qcount, waitq.first and
- * scase.c are first in their structs, and a scase is two pointers: the
- * loader checks). */
+ * hchan.sendq's in 24-31, sudog.g's in 32-39, and the g's offset from the
+ * thread pointer (signed) in 48-63 (hchan.qcount, waitq.first and scase.c
+ * are first in their structs, and a scase is two pointers: the loader
+ * checks). */
 static __always_inline u64 go_off_goid(u64 cookie) { return cookie & 0xffff; }
 static __always_inline u64 go_off_recvq(u64 cookie) { return (cookie >> 16) & 0xff; }
 static __always_inline u64 go_off_sendq(u64 cookie) { return (cookie >> 24) & 0xff; }
 static __always_inline u64 go_off_sudog_g(u64 cookie) { return (cookie >> 32) & 0xff; }
+static __always_inline s64 go_off_tls(u64 cookie) { return (s64)(__s16)(cookie >> 48); }
 
 static __always_inline u64 go_read(u64 addr)
 {
@@ -409,6 +438,58 @@ static __always_inline u64 go_read(u64 addr)
 static __always_inline u64 go_goid(u64 g, u64 cookie)
 {
 	return g ? go_read(g + go_off_goid(cookie)) : 0;
+}
+
+/* The cookie of the current process if it is a Go process seen by a
+ * runtime probe, else 0; cached in the thread's state. */
+static __always_inline u64 go_cookie_of(struct thread_state *ts)
+{
+	struct task_struct *task = bpf_get_current_task_btf();
+	u64 mm = (u64)task->mm;
+	u64 gen = go_procs_gen;
+	if (ts->go_gen != gen || ts->go_mm != mm) {
+		u32 tgid = bpf_get_current_pid_tgid() >> 32;
+		struct go_proc *p = bpf_map_lookup_elem(&go_procs, &tgid);
+		ts->go_cookie = p && p->mm == mm ? p->cookie : 0;
+		ts->go_mm = mm;
+		ts->go_gen = gen;
+	}
+	return ts->go_cookie;
+}
+
+/* The goroutine this thread runs, from the g in its TLS; 0 if not Go (or
+ * g0: the runtime itself, or C code called through cgo). */
+static __always_inline u64 go_current_goid(struct thread_state *ts)
+{
+	u64 cookie = go_cookie_of(ts);
+	if (!cookie)
+		return 0;
+	struct task_struct *task = bpf_get_current_task_btf();
+	u64 g = go_read(task->thread.fsbase + go_off_tls(cookie));
+	return go_goid(g, cookie);
+}
+
+/* Called by every runtime probe: marks the process as Go. */
+static __always_inline void go_register(u64 cookie)
+{
+	struct task_struct *task = bpf_get_current_task_btf();
+	struct thread_state *ts = bpf_task_storage_get(&threads, task, 0,
+						       BPF_LOCAL_STORAGE_GET_F_CREATE);
+	u64 mm = (u64)task->mm;
+	if (ts && ts->go_cookie == cookie && ts->go_mm == mm)
+		return;
+	u32 tgid = bpf_get_current_pid_tgid() >> 32;
+	struct go_proc *p = bpf_map_lookup_elem(&go_procs, &tgid);
+	if (!p || p->mm != mm || p->cookie != cookie) {
+		struct go_proc n = { .cookie = cookie, .mm = mm };
+		bpf_map_update_elem(&go_procs, &tgid, &n, BPF_ANY);
+		__sync_fetch_and_add(&go_procs_gen, 1);
+	}
+	if (ts) {
+		ts->go_cookie = cookie;
+		ts->go_mm = mm;
+		ts->go_gen = go_procs_gen;
+	}
 }
 
 static __always_inline struct trace_state *go_state(u32 tgid, u64 goid, bool create)
@@ -500,9 +581,15 @@ static __always_inline void go_on_send(u32 tgid, u64 g, u64 c, u64 cookie, u64 n
 			__sync_fetch_and_add(&go_handoff_inherited, 1);
 		return;
 	}
-	/* Into the buffer, or the sender parks: the receiver takes it later. */
+	/* Into the buffer, or the sender parks: the receiver takes it later.
+	 * (A channel only ever used by goroutines with no trace id gets no
+	 * entry: an update of an LRU map costs more than a lookup.) */
 	struct go_key ck = { .goid = c, .tgid = tgid };
-	bpf_map_update_elem(&go_chans, &ck, &t, BPF_ANY);
+	struct trace_state *last = bpf_map_lookup_elem(&go_chans, &ck);
+	if (last)
+		*last = t;
+	else if (t.id)
+		bpf_map_update_elem(&go_chans, &ck, &t, BPF_ANY);
 }
 
 /* The current goroutine (R14) receives from channel c. */
@@ -553,7 +640,7 @@ static __always_inline void save_args(struct io_args *a)
 	if (!ts)
 		return;
 	ts->args = *a;
-	if (ts->goid && a->direction == DIR_EGRESS && a->syscall < SC_CONNECT)
+	if (a->direction == DIR_EGRESS && a->syscall < SC_CONNECT && go_cookie_of(ts))
 		go_mark_egress(a->sk, a->enter_ns);
 	/* Inside SSL_read/SSL_write: this is the SSL's socket. */
 	if (ts->ssl.active && !ts->ssl.sk) {
@@ -729,8 +816,9 @@ static __always_inline int on_exit(struct syscall_exit_ctx *ctx)
 	if (!e)
 		return 0;
 	fill_common(e, &a, pid_tgid, info, now);
-	e->h.coroutine_id = ts->goid;
-	e->h.trace_id = event_trace_id(ts, ts->goid, pid_tgid >> 32, a.direction, info, now);
+	u64 goid = go_current_goid(ts);
+	e->h.coroutine_id = goid;
+	e->h.trace_id = event_trace_id(ts, goid, pid_tgid >> 32, a.direction, info, now);
 
 	if (a.syscall == SC_SENDMMSG || a.syscall == SC_RECVMMSG) {
 		/* ret is the number of messages; each becomes one event. */
@@ -861,8 +949,9 @@ static __always_inline int ssl_exit(struct pt_regs *ctx)
 	};
 	fill_common(e, &a, pid_tgid, info, now);
 	e->h.flags = F_TLS;
-	e->h.coroutine_id = ts->goid;
-	e->h.trace_id = event_trace_id(ts, ts->goid, pid_tgid >> 32, c.dir, info, now);
+	u64 goid = go_current_goid(ts);
+	e->h.coroutine_id = goid;
+	e->h.trace_id = event_trace_id(ts, goid, pid_tgid >> 32, c.dir, info, now);
 	e->h.total_len = n;
 	e->h.tcp_seq = c.tcp_seq;
 	u32 want = cap_of(n);
@@ -990,7 +1079,8 @@ int go_tls_return(struct pt_regs *ctx)
 						       BPF_LOCAL_STORAGE_GET_F_CREATE);
 	/* Per goroutine when the runtime is probed (the thread knows its
 	 * goroutine), per thread otherwise. */
-	e->h.trace_id = ts ? event_trace_id(ts, ts->goid ? c.goid : 0, pid_tgid >> 32, c.dir, info, now)
+	e->h.trace_id = ts ? event_trace_id(ts, go_cookie_of(ts) ? c.goid : 0, pid_tgid >> 32, c.dir,
+					    info, now)
 			   : 0;
 	e->h.total_len = n;
 	e->h.tcp_seq = c.tcp_seq;
@@ -1007,19 +1097,6 @@ int go_tls_return(struct pt_regs *ctx)
  * ABI: arguments in RAX, RBX, RCX, RDI, RSI, ...; the current g in R14),
  * with the offsets it read from the binary as the cookie. */
 
-/* runtime.execute(gp *g, inheritTime bool): gp is about to run here. */
-SEC("uprobe")
-int go_execute(struct pt_regs *ctx)
-{
-	if (skip_process(bpf_get_current_pid_tgid()))
-		return 0;
-	struct thread_state *ts = bpf_task_storage_get(&threads, bpf_get_current_task_btf(), 0,
-						       BPF_LOCAL_STORAGE_GET_F_CREATE);
-	if (ts)
-		ts->goid = go_goid(ctx->ax, bpf_get_attach_cookie(ctx));
-	return 0;
-}
-
 static __always_inline void go_spawned(u64 child, u64 parent)
 {
 	u64 pid_tgid = bpf_get_current_pid_tgid();
@@ -1030,32 +1107,38 @@ static __always_inline void go_spawned(u64 child, u64 parent)
 		__sync_fetch_and_add(&go_spawn_inherited, 1);
 }
 
-/* In runtime.newproc's closure, at `call runtime.runqput(pp, newg, true)`
- * right after newproc1 made newg (RBX). It runs on the system stack of the
- * thread whose goroutine executes the go statement: the one the thread
- * last started (runtime.execute). */
+/* runtime.newproc1(fn, callergp *g, pc) *g, at entry: the creator is
+ * callergp (RBX; it runs on the system stack, R14 is g0). */
+SEC("uprobe")
+int go_newproc1(struct pt_regs *ctx)
+{
+	if (skip_process(bpf_get_current_pid_tgid()))
+		return 0;
+	u64 cookie = bpf_get_attach_cookie(ctx);
+	go_register(cookie);
+	struct thread_state *ts = bpf_task_storage_get(&threads, bpf_get_current_task_btf(), 0, 0);
+	if (ts)
+		ts->go_parent = go_goid(ctx->bx, cookie);
+	return 0;
+}
+
+/* The new goroutine: in runtime.newproc's closure, at the `call
+ * runtime.runqput(pp, newg, true)` right after newproc1 returned (newg in
+ * RBX) ... */
 SEC("uprobe")
 int go_newproc_runqput(struct pt_regs *ctx)
 {
 	struct thread_state *ts = bpf_task_storage_get(&threads, bpf_get_current_task_btf(), 0, 0);
-	if (ts)
-		go_spawned(go_goid(ctx->bx, bpf_get_attach_cookie(ctx)), ts->goid);
+	if (!ts || !ts->go_parent)
+		return 0;
+	u64 parent = ts->go_parent;
+	ts->go_parent = 0;
+	go_spawned(go_goid(ctx->bx, bpf_get_attach_cookie(ctx)), parent);
 	return 0;
 }
 
-/* Where that call is not found: runtime.newproc1(fn, callergp *g, pc) *g,
- * at entry (callergp in RBX) ... */
-SEC("uprobe")
-int go_newproc1(struct pt_regs *ctx)
-{
-	struct thread_state *ts = bpf_task_storage_get(&threads, bpf_get_current_task_btf(), 0,
-						       BPF_LOCAL_STORAGE_GET_F_CREATE);
-	if (ts)
-		ts->go_parent = go_goid(ctx->bx, bpf_get_attach_cookie(ctx));
-	return 0;
-}
-
-/* ... and at each of its RETs (the new g in RAX). */
+/* ... or, where that call is not found, at each RET of newproc1 (newg in
+ * RAX). */
 SEC("uprobe")
 int go_newproc1_return(struct pt_regs *ctx)
 {
@@ -1075,7 +1158,9 @@ int go_chansend(struct pt_regs *ctx)
 	u64 pid_tgid = bpf_get_current_pid_tgid();
 	if (skip_process(pid_tgid))
 		return 0;
-	go_on_send(pid_tgid >> 32, ctx->r14, ctx->ax, bpf_get_attach_cookie(ctx), bpf_ktime_get_ns());
+	u64 cookie = bpf_get_attach_cookie(ctx);
+	go_register(cookie);
+	go_on_send(pid_tgid >> 32, ctx->r14, ctx->ax, cookie, bpf_ktime_get_ns());
 	return 0;
 }
 
@@ -1086,7 +1171,9 @@ int go_chanrecv(struct pt_regs *ctx)
 	u64 pid_tgid = bpf_get_current_pid_tgid();
 	if (skip_process(pid_tgid))
 		return 0;
-	go_on_recv(pid_tgid >> 32, ctx->r14, ctx->ax, bpf_get_attach_cookie(ctx));
+	u64 cookie = bpf_get_attach_cookie(ctx);
+	go_register(cookie);
+	go_on_recv(pid_tgid >> 32, ctx->r14, ctx->ax, cookie);
 	return 0;
 }
 
@@ -1103,6 +1190,7 @@ int go_selectgo(struct pt_regs *ctx)
 		return 0;
 	u32 tgid = pid_tgid >> 32;
 	u64 cookie = bpf_get_attach_cookie(ctx);
+	go_register(cookie);
 	u64 cas0 = ctx->ax, nsends = ctx->di, n = ctx->di + ctx->si, now = bpf_ktime_get_ns();
 	for (int i = 0; i < GO_SELECT_CASES; i++) {
 		if (i >= n)
@@ -1123,7 +1211,9 @@ int go_goexit1(struct pt_regs *ctx)
 	u64 pid_tgid = bpf_get_current_pid_tgid();
 	if (skip_process(pid_tgid))
 		return 0;
-	struct go_key k = { .goid = go_goid(ctx->r14, bpf_get_attach_cookie(ctx)), .tgid = pid_tgid >> 32 };
+	u64 cookie = bpf_get_attach_cookie(ctx);
+	go_register(cookie);
+	struct go_key k = { .goid = go_goid(ctx->r14, cookie), .tgid = pid_tgid >> 32 };
 	if (k.goid && bpf_map_delete_elem(&go_traces, &k) == 0)
 		__sync_fetch_and_add(&go_states_exited, 1);
 	return 0;

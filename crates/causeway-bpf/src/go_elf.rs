@@ -32,6 +32,9 @@ pub struct GoLayout {
     pub hchan_sendq: u64,
     /// `runtime.sudog.g`.
     pub sudog_g: u64,
+    /// Where a thread keeps its current g, from the thread pointer (the
+    /// FS base on amd64): -8 in Go's own TLS block.
+    pub tls_g: i64,
 }
 
 impl GoLayout {
@@ -40,11 +43,16 @@ impl GoLayout {
             && self.hchan_recvq <= 0xff
             && self.hchan_sendq <= 0xff
             && self.sudog_g <= 0xff
+            && i16::try_from(self.tls_g).is_ok()
     }
 
     /// The offsets packed into a probe cookie (see `go_off_*` in the BPF C).
     pub fn cookie(&self) -> u64 {
-        self.goid | self.hchan_recvq << 16 | self.hchan_sendq << 24 | self.sudog_g << 32
+        self.goid
+            | self.hchan_recvq << 16
+            | self.hchan_sendq << 24
+            | self.sudog_g << 32
+            | u64::from(self.tls_g as i16 as u16) << 48
     }
 }
 
@@ -57,6 +65,7 @@ pub const GO_1_18_TO_1_22: GoLayout = GoLayout {
     hchan_recvq: 56,
     hchan_sendq: 72,
     sudog_g: 0,
+    tls_g: -8,
 };
 
 /// Probe sites of one function, as file offsets.
@@ -227,16 +236,45 @@ impl<'a> GoElf<'a> {
     }
 
     /// The runtime struct offsets the probes read, and where they were
-    /// found: DWARF, or the version table confirmed in the code.
+    /// found: DWARF, or the version table confirmed in the code. The TLS
+    /// slot of g comes from the code in both cases ([`GoElf::tls_g`]).
     pub fn layout(&self) -> Result<(GoLayout, OffsetSource), GoElfError> {
-        if let Some(l) = self.dwarf_layout() {
+        let tls_g = self
+            .tls_g()
+            .ok_or(GoElfError::NoCode("runtime.goexit1.abi0"))?;
+        if let Some(l) = self.dwarf_layout(tls_g) {
             return Ok((l, OffsetSource::Dwarf));
         }
         let known = minor(&self.version).is_some_and(|m| (18..=22).contains(&m));
         if known && self.stores_at("runtime.newproc1", GO_1_18_TO_1_22.goid) {
-            return Ok((GO_1_18_TO_1_22, OffsetSource::VersionTable));
+            let l = GoLayout {
+                tls_g,
+                ..GO_1_18_TO_1_22
+            };
+            return Ok((l, OffsetSource::VersionTable));
         }
         Err(GoElfError::GoidOffset(self.version.clone()))
+    }
+
+    /// The offset of g's TLS slot from the thread pointer: where the ABI0
+    /// wrapper of `runtime.goexit1` (every Go binary has one: the assembly
+    /// `runtime.goexit` calls it) loads R14 from, `mov r14, fs:[disp]`.
+    /// -8 in internally and externally (cgo) linked binaries alike, as
+    /// their `PT_TLS` segments and `runtime.tlsg` agree.
+    pub fn tls_g(&self) -> Option<i64> {
+        let (code, _) = self.code("runtime.goexit1.abi0").ok()?;
+        Decoder::with_ip(64, code, 0, DecoderOptions::NONE)
+            .into_iter()
+            .find(|i| {
+                i.mnemonic() == Mnemonic::Mov
+                    && i.op0_kind() == OpKind::Register
+                    && i.op0_register() == Register::R14
+                    && i.op1_kind() == OpKind::Memory
+                    && i.segment_prefix() == Register::FS
+                    && i.memory_base() == Register::None
+                    && i.memory_index() == Register::None
+            })
+            .map(|i| i.memory_displacement64() as i64)
     }
 
     /// The file offset of the first `call callee` in `caller` that follows
@@ -319,7 +357,7 @@ impl<'a> GoElf<'a> {
     /// The offsets of [`GoLayout`] from the DWARF description of the
     /// runtime's types (top-level entries of each unit), if it has them all
     /// and the fields assumed first are first.
-    fn dwarf_layout(&self) -> Option<GoLayout> {
+    fn dwarf_layout(&self, tls_g: i64) -> Option<GoLayout> {
         let m = self.dwarf_members(&[
             ("runtime.g", "goid"),
             ("runtime.hchan", "qcount"),
@@ -338,6 +376,7 @@ impl<'a> GoElf<'a> {
             hchan_recvq: recvq?,
             hchan_sendq: sendq?,
             sudog_g: sudog_g?,
+            tls_g,
         };
         let assumed = qcount? == 0 && first? == 0 && c? == 0 && elem? == 8;
         (assumed && l.fits_cookie()).then_some(l)

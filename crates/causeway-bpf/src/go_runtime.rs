@@ -1,15 +1,18 @@
 //! Where to put the Go runtime probes that make goroutines pseudo-threads
 //! (what they do: "Go goroutines" in `bpf/causeway.bpf.c`).
 //!
-//! - `runtime.execute`: a goroutine starts running on a thread.
-//! - a go statement: at the `call runtime.runqput` that follows `call
+//! - a go statement: `runtime.newproc1`'s entry (the creator is its second
+//!   argument), then the `call runtime.runqput` that follows `call
 //!   runtime.newproc1` in `runtime.newproc`'s closure (the new g is the
-//!   call's second argument); where that call is not found, at
-//!   `runtime.newproc1`'s entry and each of its `RET`s (no uretprobes in
-//!   Go, see [`crate::go_tls`]).
+//!   call's second argument); where that call is not found, each `RET` of
+//!   newproc1 (no uretprobes in Go, see [`crate::go_tls`]).
 //! - `runtime.chansend`, `runtime.chanrecv`, `runtime.selectgo`: values
 //!   passed over channels.
 //! - `runtime.goexit1`: a goroutine ends.
+//!
+//! Which goroutine makes a socket syscall is read from the thread's TLS at
+//! the syscall, not tracked at each goroutine switch (`runtime.execute`):
+//! a uprobe hit costs about a microsecond here, a switch a tenth of that.
 //!
 //! Their register arguments are the same from Go 1.18 to 1.22. Entry probes
 //! sit on the `jbe` of the stack bound check ([`GoElf::probe_entry`]): one
@@ -18,15 +21,15 @@
 //!
 //! [`analyse`] is pure: the bytes of an ELF file in, offsets out.
 
-use crate::go_elf::{FunctionSites, GoElf, GoElfError, GoLayout, OffsetSource};
+use crate::go_elf::{GoElf, GoElfError, GoLayout, OffsetSource};
 
 /// Where a go statement's new goroutine is seen.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SpawnSite {
     /// The `call runtime.runqput` after newproc1 (new g in RBX).
     Runqput(u64),
-    /// runtime.newproc1's entry (creator in RBX) and RETs (new g in RAX).
-    Newproc1(FunctionSites),
+    /// runtime.newproc1's RETs (new g in RAX).
+    Returns(Vec<u64>),
 }
 
 /// Where the runtime probes of one Go binary go, as file offsets.
@@ -34,7 +37,9 @@ pub enum SpawnSite {
 pub struct GoRuntimeSites {
     /// `go1.19.8`.
     pub version: String,
-    pub execute: u64,
+    /// runtime.newproc1's entry.
+    pub newproc1: u64,
+    /// Where the new goroutine is seen.
     pub spawn: SpawnSite,
     pub chansend: Option<u64>,
     pub chanrecv: Option<u64>,
@@ -47,18 +52,14 @@ pub struct GoRuntimeSites {
 
 /// Finds the runtime probe sites in a parsed Go binary.
 pub fn sites(elf: &GoElf<'_>) -> Result<GoRuntimeSites, GoElfError> {
-    let execute = elf.probe_entry("runtime.execute")?;
+    let newproc1 = elf.probe_entry("runtime.newproc1")?;
     let spawn = match elf.call_after(
         "runtime.newproc.func1",
         "runtime.newproc1",
         "runtime.runqput",
     ) {
         Ok(at) => SpawnSite::Runqput(at),
-        Err(_) => {
-            let mut f = elf.function("runtime.newproc1")?;
-            f.entry = elf.probe_entry("runtime.newproc1")?;
-            SpawnSite::Newproc1(f)
-        }
+        Err(_) => SpawnSite::Returns(elf.function("runtime.newproc1")?.returns),
     };
     let chansend = elf.probe_entry("runtime.chansend").ok();
     let chanrecv = elf.probe_entry("runtime.chanrecv").ok();
@@ -67,7 +68,7 @@ pub fn sites(elf: &GoElf<'_>) -> Result<GoRuntimeSites, GoElfError> {
     let (layout, layout_from) = elf.layout()?;
     Ok(GoRuntimeSites {
         version: elf.version.clone(),
-        execute,
+        newproc1,
         spawn,
         chansend,
         chanrecv,

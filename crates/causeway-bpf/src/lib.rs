@@ -197,7 +197,6 @@ impl Probes {
             go_ret: &p.go_tls_return,
             go_runtime: (self.goroutines != GoroutineTracking::Off).then_some(
                 tls::GoRuntimePrograms {
-                    execute: &p.go_execute,
                     newproc_runqput: &p.go_newproc_runqput,
                     newproc1: &p.go_newproc1,
                     newproc1_ret: &p.go_newproc1_return,

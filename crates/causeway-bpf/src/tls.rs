@@ -35,7 +35,6 @@ pub(crate) struct SslPrograms<'a> {
 
 /// The Go runtime programs, by probe site.
 pub(crate) struct GoRuntimePrograms<'a> {
-    pub execute: &'a ProgramMut<'a>,
     pub newproc_runqput: &'a ProgramMut<'a>,
     pub newproc1: &'a ProgramMut<'a>,
     pub newproc1_ret: &'a ProgramMut<'a>,
@@ -248,12 +247,11 @@ fn attach_go_runtime(
 ) -> libbpf_rs::Result<Vec<Link>> {
     use crate::go_runtime::SpawnSite;
     let cookie = sites.layout.cookie();
-    let mut links = vec![at_offset(progs.execute, path, sites.execute, cookie)?];
+    let mut links = vec![at_offset(progs.newproc1, path, sites.newproc1, cookie)?];
     match &sites.spawn {
         SpawnSite::Runqput(at) => links.push(at_offset(progs.newproc_runqput, path, *at, cookie)?),
-        SpawnSite::Newproc1(f) => {
-            links.push(at_offset(progs.newproc1, path, f.entry, cookie)?);
-            for &ret in &f.returns {
+        SpawnSite::Returns(returns) => {
+            for &ret in returns {
                 links.push(at_offset(progs.newproc1_ret, path, ret, cookie)?);
             }
         }

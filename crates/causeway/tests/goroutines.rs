@@ -18,6 +18,11 @@ use support::*;
 
 /// Builds `fixtures/go_spawn` with extra `go build` flags.
 fn go_spawn_binary(tag: &str, flags: &[&str]) -> PathBuf {
+    go_spawn_binary_with(tag, flags, &[])
+}
+
+/// ... and extra environment.
+fn go_spawn_binary_with(tag: &str, flags: &[&str], env: &[(&str, &str)]) -> PathBuf {
     let dir = temp_dir(&format!("go-spawn-{tag}"));
     let bin = dir.join("go_spawn");
     run_ok(
@@ -29,9 +34,20 @@ fn go_spawn_binary(tag: &str, flags: &[&str]) -> PathBuf {
             .arg(fixtures().join("go_spawn/main.go"))
             .env("GO111MODULE", "off")
             .env("GOPROXY", "off")
-            .env("GOCACHE", dir.join("cache")),
+            .env("GOCACHE", dir.join("cache"))
+            .envs(env.iter().copied()),
     );
     bin
+}
+
+/// Linked by the system linker with cgo on: its TLS block is laid out by
+/// the C toolchain, not by Go's linker.
+fn go_spawn_cgo_binary(tag: &str) -> PathBuf {
+    go_spawn_binary_with(
+        tag,
+        &["-ldflags=-linkmode=external"],
+        &[("CGO_ENABLED", "1"), ("CC", "clang")],
+    )
 }
 
 /// The service and its downstream, started before the watch so that its
@@ -250,10 +266,13 @@ fn spawned_goroutines_carry_their_requests_trace_id() {
     );
 }
 
+/// On a cgo binary linked by the system linker, so that reading the
+/// current g from the thread's TLS is shown to work there too (the other
+/// test's binary is linked by Go).
 #[test]
 fn plain_go_spans_carry_the_goroutine_id() {
     let _g = serial();
-    let bin = go_spawn_binary("goid", &[]);
+    let bin = go_spawn_cgo_binary("goid");
     let mut svc = start_services(&bin);
     let Some(watch) = Watch::start(&[]) else {
         return;
@@ -331,9 +350,13 @@ fn go_runtime_layout_from_dwarf_or_the_version_table() {
     assert_eq!(sites.layout_from, OffsetSource::VersionTable);
     assert_eq!(sites.layout, GO_1_18_TO_1_22);
 
+    let cgo = std::fs::read(go_spawn_cgo_binary("cgo")).expect("read");
+    let sites = analyse(&cgo).expect("a cgo binary linked by the system linker");
+    assert_eq!(sites.layout, GO_1_18_TO_1_22, "g at fs:-8 there too");
+
     let stripped = std::fs::read(go_spawn_binary("stripped", &["-ldflags=-s -w"])).expect("read");
     assert_eq!(
         analyse(&stripped).unwrap_err(),
-        GoElfError::NoSymbol("runtime.execute")
+        GoElfError::NoSymbol("runtime.newproc1")
     );
 }
