@@ -588,8 +588,8 @@ static __always_inline void go_on_send(u32 tgid, u64 g, u64 c, u64 cookie, u64 n
 	struct trace_state *last = bpf_map_lookup_elem(&go_chans, &ck);
 	if (last)
 		*last = t;
-	else if (t.id)
-		bpf_map_update_elem(&go_chans, &ck, &t, BPF_ANY);
+	else if (t.id && bpf_map_update_elem(&go_chans, &ck, &t, BPF_ANY))
+		__sync_fetch_and_add(&go_state_failed, 1);
 }
 
 /* The current goroutine (R14) receives from channel c. */

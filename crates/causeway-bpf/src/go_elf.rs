@@ -483,6 +483,22 @@ mod tests {
     }
 
     #[test]
+    fn cookie_packs_the_offsets_as_the_bpf_side_unpacks_them() {
+        let c = GO_1_18_TO_1_22.cookie();
+        assert_eq!(c & 0xffff, 152, "goid");
+        assert_eq!((c >> 16) & 0xff, 56, "hchan.recvq");
+        assert_eq!((c >> 24) & 0xff, 72, "hchan.sendq");
+        assert_eq!((c >> 32) & 0xff, 0, "sudog.g");
+        assert_eq!((c >> 48) as u16 as i16, -8, "g's TLS slot");
+        assert!(GO_1_18_TO_1_22.fits_cookie());
+        let far = GoLayout {
+            tls_g: -40000,
+            ..GO_1_18_TO_1_22
+        };
+        assert!(!far.fits_cookie());
+    }
+
+    #[test]
     fn non_go_files_are_refused() {
         assert!(matches!(
             GoElf::parse(b"not an elf"),

@@ -130,7 +130,7 @@ pub struct GoCounters {
     /// States the bounded map evicted before their goroutine ended (as of
     /// the last sweep): their goroutines' next messages start new ids.
     pub evicted: u64,
-    /// States that could not be stored at all.
+    /// Goroutine or channel states that could not be stored at all.
     pub failed: u64,
 }
 
@@ -224,33 +224,22 @@ impl Probes {
             .clone()
     }
 
-    /// Deletes the goroutine trace states of processes that have ended
-    /// (goroutines still running at exit never reach `runtime.goexit1`), and
-    /// counts those left, from which the LRU's evictions follow.
+    /// Deletes what the Go maps hold for processes that have ended
+    /// (goroutines still running at exit never reach `runtime.goexit1`),
+    /// and counts the goroutine states left, from which the LRU's
+    /// evictions follow.
     pub fn sweep_go_states(&self) {
-        let map = &self.skel.maps.go_traces;
         let mut alive: std::collections::HashMap<u32, bool> = Default::default();
-        let (mut swept, mut live) = (0u64, 0u64);
-        // A hash map iterated while the kernel changes it may restart from
-        // its first key: bounded by its size.
-        let max = map.info().map_or(1 << 20, |i| i.info.max_entries as usize);
-        let keys: Vec<Vec<u8>> = map.keys().take(max).collect();
-        for key in keys {
-            let Some(tgid) = key
-                .get(8..12)
-                .map(|b| u32::from_ne_bytes([b[0], b[1], b[2], b[3]]))
-            else {
-                continue;
-            };
-            let up = *alive
+        let mut up = |tgid: u32| {
+            *alive
                 .entry(tgid)
-                .or_insert_with(|| std::path::Path::new(&format!("/proc/{tgid}")).exists());
-            if up {
-                live += 1;
-            } else if map.delete(&key).is_ok() {
-                swept += 1;
-            }
-        }
+                .or_insert_with(|| std::path::Path::new(&format!("/proc/{tgid}")).exists())
+        };
+        let m = &self.skel.maps;
+        // go_traces and go_chans: {u64, u32 tgid, pad}; go_procs: u32 tgid.
+        let (swept, live) = sweep_dead(&m.go_traces, 8, &mut up);
+        sweep_dead(&m.go_chans, 8, &mut up);
+        sweep_dead(&m.go_procs, 0, &mut up);
         let mut s = self.go_sweep.lock().unwrap_or_else(|e| e.into_inner());
         s.0 += swept;
         s.1 = live;
@@ -371,6 +360,30 @@ impl Probes {
     pub fn events_map(&self) -> &dyn MapCore {
         &self.skel.maps.events
     }
+}
+
+/// Deletes the entries of `map` whose key holds at `tgid_at` a process that
+/// `up` says has ended; returns (deleted, kept).
+fn sweep_dead(map: &dyn MapCore, tgid_at: usize, up: &mut dyn FnMut(u32) -> bool) -> (u64, u64) {
+    let (mut swept, mut live) = (0u64, 0u64);
+    // A hash map iterated while the kernel changes it may restart from its
+    // first key: bounded by its size.
+    let max = map.info().map_or(1 << 20, |i| i.info.max_entries as usize);
+    let keys: Vec<Vec<u8>> = map.keys().take(max).collect();
+    for key in keys {
+        let Some(tgid) = key
+            .get(tgid_at..tgid_at + 4)
+            .map(|b| u32::from_ne_bytes([b[0], b[1], b[2], b[3]]))
+        else {
+            continue;
+        };
+        if up(tgid) {
+            live += 1;
+        } else if map.delete(&key).is_ok() {
+            swept += 1;
+        }
+    }
+    (swept, live)
 }
 
 /// The consumer of decoded events.
