@@ -13,8 +13,9 @@
  * the same thread while inside the call (no OpenSSL struct offsets needed);
  * that syscall's own event, ciphertext, is not emitted.
  *
- * Go: uprobes on the Go runtime tell which goroutine a thread runs and which
- * goroutine created which; in a Go process the syscall trace id then
+ * Go: the goroutine behind a syscall is read from the thread's TLS, and
+ * uprobes on the Go runtime see which goroutine created which and where
+ * values pass over channels; in a Go process the syscall trace id then
  * follows goroutines instead of threads (see "Go goroutines" below). */
 #include "vmlinux_min.h"
 #include <bpf/bpf_helpers.h>
@@ -469,15 +470,16 @@ static __always_inline u64 go_current_goid(struct thread_state *ts)
 	return go_goid(g, cookie);
 }
 
-/* Called by every runtime probe: marks the process as Go. */
-static __always_inline void go_register(u64 cookie)
+/* Called by every runtime probe: marks the process as Go. Returns the
+ * thread's state (0 if it could not be made). */
+static __always_inline struct thread_state *go_register(u64 cookie)
 {
 	struct task_struct *task = bpf_get_current_task_btf();
 	struct thread_state *ts = bpf_task_storage_get(&threads, task, 0,
 						       BPF_LOCAL_STORAGE_GET_F_CREATE);
 	u64 mm = (u64)task->mm;
 	if (ts && ts->go_cookie == cookie && ts->go_mm == mm)
-		return;
+		return ts;
 	u32 tgid = bpf_get_current_pid_tgid() >> 32;
 	struct go_proc *p = bpf_map_lookup_elem(&go_procs, &tgid);
 	if (!p || p->mm != mm || p->cookie != cookie) {
@@ -490,6 +492,7 @@ static __always_inline void go_register(u64 cookie)
 		ts->go_mm = mm;
 		ts->go_gen = go_procs_gen;
 	}
+	return ts;
 }
 
 static __always_inline struct trace_state *go_state(u32 tgid, u64 goid, bool create)
@@ -1115,8 +1118,7 @@ int go_newproc1(struct pt_regs *ctx)
 	if (skip_process(bpf_get_current_pid_tgid()))
 		return 0;
 	u64 cookie = bpf_get_attach_cookie(ctx);
-	go_register(cookie);
-	struct thread_state *ts = bpf_task_storage_get(&threads, bpf_get_current_task_btf(), 0, 0);
+	struct thread_state *ts = go_register(cookie);
 	if (ts)
 		ts->go_parent = go_goid(ctx->bx, cookie);
 	return 0;
