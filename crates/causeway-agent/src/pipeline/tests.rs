@@ -853,3 +853,29 @@ fn dubbo_and_bolt_big_messages_heartbeats_errors_and_traces() {
     serve_recording(&mut f, "dubbo/traced.rec");
     assert_eq!(f.spans[0].trace_id, "4bf92f3577b34da6a3ce929d0e0e4736");
 }
+
+#[test]
+fn a_request_timing_out_after_its_client_left_still_names_the_client() {
+    let mut f = Feed::with(PipelineConfig {
+        request_timeout: Duration::from_secs(2),
+        ..PipelineConfig::default()
+    });
+    // The client asks, the server reads, the client gives up and closes.
+    f.client(Direction::Egress, GET.len(), GET);
+    f.server(Direction::Ingress, GET.len(), GET);
+    f.close(2);
+    assert_eq!(f.spans.len(), 1, "the client's side ends at its close");
+    assert_eq!(f.spans[0].observation_point, ObservationPoint::Client);
+    f.tick_after(Duration::from_secs(4));
+    assert_eq!(f.spans.len(), 2);
+    let server = &f.spans[1];
+    assert_eq!(
+        (server.observation_point, server.response_status),
+        (ObservationPoint::Server, ResponseStatus::Timeout)
+    );
+    assert_eq!((server.peer_pid, server.peer_comm.as_str()), (10, "srv"));
+    // A pairing window later, the closed socket is forgotten.
+    f.tick_after(Duration::from_secs(10));
+    assert!(f.p.core.closed_endpoints.is_empty());
+    assert!(f.p.core.closed_order.is_empty());
+}
