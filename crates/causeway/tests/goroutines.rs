@@ -346,7 +346,11 @@ fn go_runtime_layout_from_dwarf_or_the_version_table() {
     assert!(sites.chansend.is_some() && sites.chanrecv.is_some() && sites.selectgo.is_some());
     // The fallback for a go statement's new goroutine: newproc1's RETs.
     let elf = causeway_bpf::go_elf::GoElf::parse(&full).expect("parse");
-    assert!(!elf.function("runtime.newproc1").expect("newproc1").returns.is_empty());
+    assert!(!elf
+        .function("runtime.newproc1")
+        .expect("newproc1")
+        .returns
+        .is_empty());
 
     let no_dwarf = std::fs::read(go_spawn_binary("nodwarf", &["-ldflags=-w"])).expect("read");
     let sites = analyse(&no_dwarf).expect("a Go 1.19 binary without DWARF");
