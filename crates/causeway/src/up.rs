@@ -75,9 +75,21 @@ pub fn run(args: UpArgs) -> Result<()> {
         export_config(&args.export),
         Box::new(Local(server.ingestor.clone())),
     );
-    let serving = runtime.spawn(server.serve(async move {
-        let _ = stopped.await;
-    }));
+    let (listening, bound) = std::sync::mpsc::channel::<()>();
+    let serving = runtime.spawn(server.serve(
+        async move {
+            let _ = stopped.await;
+        },
+        move || {
+            let _ = listening.send(());
+        },
+    ));
+    // Ready only once the API port takes connections; if binding failed,
+    // the sender is gone and the server's error says why.
+    if bound.recv().is_err() {
+        runtime.block_on(serving)??;
+        anyhow::bail!("the server stopped before it listened");
+    }
     eprintln!(
         "causeway: up; API on http://{} ({store_kind} store); {}; {}; Ctrl-C to stop",
         args.store.listen,
