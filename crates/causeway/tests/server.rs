@@ -726,6 +726,44 @@ fn clickhouse_metric_rows_behave_as_the_embedded_ones() {
     }
 }
 
+/// Metric tables made before the network figures existed get their
+/// columns when a store opens them, and then behave as new ones: one node,
+/// and two shards (local and Distributed tables).
+#[test]
+fn clickhouse_metric_tables_of_before_the_network_figures_are_upgraded() {
+    let _g = serial();
+    for (nodes, db) in [(1, "upgrade_one"), (2, "upgrade_two")] {
+        let ch = ClickHouse::start(nodes);
+        let url = ch.url(db);
+        drop(ClickHouseStore::open(&url).expect("create"));
+        for port in &ch.http {
+            for t in ["metrics_1s", "metrics_1m"] {
+                let mut tables = vec![t.to_string()];
+                if nodes > 1 {
+                    tables.push(format!("{t}_local"));
+                }
+                for table in tables {
+                    for c in causeway_server::red::NET_COLUMNS {
+                        ch.sql(*port, &format!("ALTER TABLE {db}.{table} DROP COLUMN {c}"))
+                            .expect("drop a column");
+                    }
+                    let cols = ch
+                        .sql(
+                            *port,
+                            &format!(
+                                "SELECT count() FROM system.columns WHERE database = '{db}' \
+                                 AND table = '{table}' AND name = 'resets'"
+                            ),
+                        )
+                        .expect("columns");
+                    assert_eq!(cols.trim(), "0", "{table} still has resets");
+                }
+            }
+        }
+        conformance_red::run(&ClickHouseStore::open(&url).expect("open and upgrade"));
+    }
+}
+
 /// The flow reports' store suite the DuckDB store passes in its unit
 /// tests, on ClickHouse: one node, then two shards.
 #[test]

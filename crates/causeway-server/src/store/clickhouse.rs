@@ -319,9 +319,18 @@ impl ClickHouseStore {
     }
 
     fn insert(&self, table: &str, tsv: &str) -> Result<(), StoreError> {
+        self.insert_named(table, "", tsv)
+    }
+
+    /// [`Self::insert`] naming the columns (`" (a, b)"`, or "" for all in
+    /// table order).
+    fn insert_named(&self, table: &str, columns: &str, tsv: &str) -> Result<(), StoreError> {
         self.run_on(
             &self.target.nodes[0],
-            &format!("INSERT INTO {}.{table} FORMAT TabSeparated", self.db()),
+            &format!(
+                "INSERT INTO {}.{table}{columns} FORMAT TabSeparated",
+                self.db()
+            ),
             tsv,
             &[("insert_distributed_sync", "1")],
         )?;

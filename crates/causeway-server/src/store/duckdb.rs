@@ -122,6 +122,7 @@ impl DuckStore {
             }
         }
         let metric_days = red::existing_days(&conn)?;
+        red::add_missing_columns(&conn, &metric_days)?;
         let flow_days = flows::existing_days(&conn)?;
         Ok(DuckStore {
             dir: dir.to_owned(),
@@ -460,6 +461,52 @@ mod tests {
         drop(store);
         let again = DuckStore::open(&dir).expect("reopen");
         crate::store::conformance_red::after_reopen(&again);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// A metric table made before the network figures were added gets
+    /// their columns when the store opens, and takes today's rows.
+    #[test]
+    fn old_metric_tables_get_the_new_columns() {
+        let (store, dir) = fresh();
+        let batch = crate::store::conformance_red::metric_batch(
+            "old",
+            1,
+            vec![causeway_model::wire::MetricRow {
+                granularity_s: 1,
+                time_us: 1_000_000,
+                kind: 1,
+                requests: 3,
+                ..Default::default()
+            }],
+        );
+        store.write(&batch).expect("write");
+        {
+            let conn = store.writer.lock().unwrap();
+            for c in ["srt_count", "srt_sum_us", "resets", "net_packets_0"] {
+                conn.execute_batch(&format!("ALTER TABLE metrics_1s_0 DROP COLUMN {c}"))
+                    .expect("drop a column");
+            }
+        }
+        drop(store);
+        let store = DuckStore::open(&dir).expect("reopen");
+        let mut next = batch.clone();
+        next.seq = 2;
+        for m in &mut next.metrics {
+            m.seq = 2;
+            m.row.resets = 4;
+        }
+        store.write(&next).expect("write after reopen");
+        let sums = store
+            .read(|c| {
+                red::numbers(
+                    c,
+                    "SELECT sum(requests), sum(resets), count(*) FROM metrics_1s_0",
+                )
+            })
+            .expect("sums");
+        assert_eq!(sums, vec![vec![6, 4, 2]]);
+        drop(store);
         let _ = std::fs::remove_dir_all(&dir);
     }
 
