@@ -278,6 +278,42 @@ fn replayed_flows_match_tshark() {
     assert_eq!(zw_sides.len(), 2, "zero windows on both sides");
 }
 
+/// The kinds of retransmission the recording has none of: a spurious
+/// retransmission, a fast retransmission after duplicate ACKs, an
+/// out-of-order segment, a zero-window probe (not a retransmission) and
+/// zero windows, in hand-built segments (`fixtures/flows/analysis.py`, the
+/// segments of tcp_state.rs's unit test) that tshark flags so.
+#[test]
+fn replayed_analysis_kinds_match_tshark() {
+    let file = support::fixtures().join("flows/analysis.pcap");
+    let oracle = tshark_flows(&file, "ip");
+    let ours = by_flow(&replay_flows(&file, &[]));
+    assert_eq!(oracle.len(), 1);
+    for kind in [
+        "fast_retransmission",
+        "spurious_retransmission",
+        "out_of_order",
+        "zero_window_probe",
+    ] {
+        assert_eq!(
+            frames_where(&file, &format!("tcp.analysis.{kind}")).len(),
+            1,
+            "{kind}"
+        );
+    }
+    for (key, o) in &oracle {
+        let (c, s, close) = &ours[key];
+        for (dir, (mine, theirs)) in [c, s].into_iter().zip(&o.sides).enumerate() {
+            let mut expect = theirs.clone();
+            expect.syn_retries = 0;
+            assert_eq!(*mine, expect, "{key:?} direction {dir}");
+        }
+        assert_eq!(close, o.close_type());
+        assert_eq!((c.retransmissions, c.out_of_order), (2, 1));
+        assert_eq!(s.zero_windows, 2);
+    }
+}
+
 #[test]
 fn replayed_flows_table_names_every_flow() {
     let file = support::fixtures().join("flows/flows.pcapng");
