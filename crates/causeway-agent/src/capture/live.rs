@@ -46,13 +46,15 @@ use std::time::Duration;
 /// Why live capture could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum LiveError {
-    #[error("opening interface {interface}: {source}")]
+    // The libpcap error is said in the message, not chained as a source
+    // too (it would be printed twice).
+    #[error("opening interface {interface}: {error}")]
     Open {
         interface: String,
-        source: pcap::Error,
+        error: pcap::Error,
     },
-    #[error("capture filter {filter:?}: {source}")]
-    Filter { filter: String, source: pcap::Error },
+    #[error("capture filter {filter:?}: {error}")]
+    Filter { filter: String, error: pcap::Error },
     #[error("starting the capture thread: {0}")]
     Thread(std::io::Error),
 }
@@ -174,9 +176,9 @@ fn if_name(index: u32) -> Option<String> {
 }
 
 fn open(name: &str, config: &LiveConfig) -> Result<Handle, LiveError> {
-    let err = |source| LiveError::Open {
+    let err = |error| LiveError::Open {
         interface: name.to_owned(),
-        source,
+        error,
     };
     let mut cap = pcap::Capture::from_device(name)
         .map_err(err)?
@@ -193,9 +195,9 @@ fn open(name: &str, config: &LiveConfig) -> Result<Handle, LiveError> {
         cap.set_datalink(pcap::Linktype::LINUX_SLL2).map_err(err)?;
     }
     if let Some(f) = &config.filter {
-        cap.filter(f, true).map_err(|source| LiveError::Filter {
+        cap.filter(f, true).map_err(|error| LiveError::Filter {
             filter: f.clone(),
-            source,
+            error,
         })?;
     }
     let cap = cap.setnonblock().map_err(err)?;
