@@ -52,6 +52,8 @@ pub(super) struct H2Conn {
     pub(super) streams: BTreeMap<u32, H2Stream>,
     /// Events of the syscall being handled (kept to reuse its allocation).
     scratch: Vec<Event>,
+    /// A request on it named gRPC: the connection is a gRPC channel.
+    grpc: bool,
 }
 
 #[derive(Debug)]
@@ -78,6 +80,7 @@ impl H2Conn {
             halves,
             streams: BTreeMap::new(),
             scratch: Vec::new(),
+            grpc: false,
         }
     }
 
@@ -103,6 +106,7 @@ impl H2Conn {
             halves,
             streams,
             scratch: Vec::new(),
+            grpc: false,
         }
     }
 }
@@ -251,7 +255,13 @@ impl Core {
                     // Trailers of the request: nothing a span keeps.
                     return;
                 }
-                let protocol = if fields.is_grpc() {
+                // A request whose content-type is gone (its header block
+                // cut, or the HPACK table out of step after one was: grpcio
+                // names it by a dynamic-table index) on a connection that
+                // has carried gRPC is gRPC too; one that says otherwise is
+                // taken at its word.
+                h2.grpc |= fields.is_grpc();
+                let protocol = if h2.grpc && (fields.is_grpc() || fields.content_type.is_none()) {
                     L7Protocol::Grpc
                 } else {
                     L7Protocol::Http2

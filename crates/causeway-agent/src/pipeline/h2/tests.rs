@@ -370,3 +370,27 @@ fn midstream_with_port_protocol_reports_only_the_truth() {
         spans.iter().filter(|s| s.response_code.is_some()).count()
     );
 }
+
+/// A gRPC channel stays gRPC when a request's header block says nothing
+/// of its content type (the block cut by the capture cap, or the HPACK
+/// table out of step after such a cut: grpcio names the content type by a
+/// dynamic-table index after its first request).
+#[test]
+fn a_grpc_channel_stays_grpc_when_a_header_block_is_cut() {
+    for cap in [100, 160, 256] {
+        for server in [true, false] {
+            let (spans, st) = run("grpc", server, cap);
+            eprintln!(
+                "cap {cap} server {server}: {} spans, {} blocks cut: {:?}",
+                spans.len(),
+                st.h2_header_blocks_cut,
+                spans.iter().map(|s| s.protocol).collect::<Vec<_>>()
+            );
+            assert!(!spans.is_empty(), "cap {cap}");
+            assert!(
+                spans.iter().all(|s| s.protocol == L7Protocol::Grpc),
+                "cap {cap} server {server}: {spans:#?}"
+            );
+        }
+    }
+}
