@@ -23,7 +23,7 @@
 //! ... FINAL` on every partition of every node (one part per partition).
 //!
 //! Run: `cargo bench -p causeway-server --bench ingest`. Knobs:
-//! `CAUSEWAY_BENCH_INGEST_SPANS` (spans per measurement, default 400000),
+//! `CAUSEWAY_BENCH_INGEST_SPANS` (spans per measurement, default 200000),
 //! `CAUSEWAY_BENCH_BATCHES` (batch sizes, default `1000,10000`),
 //! `CAUSEWAY_BENCH_CONNECTIONS` (concurrent agent connections end to end,
 //! default `1,4`), `CAUSEWAY_BENCH_BACKENDS` (default
@@ -397,6 +397,7 @@ fn sizes(b: Backend, stored: u64) -> Vec<Size> {
             });
             let t = Instant::now();
             ch.optimize_final("bench", table);
+            eprintln!("OPTIMIZE FINAL took {:.1} s", t.elapsed().as_secs_f64());
             let took = t.elapsed().as_secs_f64();
             let (parts, _, bytes, raw) = ch.parts("bench", table);
             out.push(Size {
@@ -417,7 +418,7 @@ fn sizes(b: Backend, stored: u64) -> Vec<Size> {
 }
 
 fn main() {
-    let n = knob("CAUSEWAY_BENCH_INGEST_SPANS", 400_000, 4_000);
+    let n = knob("CAUSEWAY_BENCH_INGEST_SPANS", 200_000, 4_000);
     let sizes_list: Vec<usize> = list("CAUSEWAY_BENCH_BATCHES", "1000,10000")
         .iter()
         .map(|s| s.parse().expect("CAUSEWAY_BENCH_BATCHES: numbers"))
@@ -444,9 +445,15 @@ fn main() {
     let mut runs = Vec::new();
     let mut disk = Vec::new();
     for name in &backends {
+        let t = Instant::now();
         let Some(b) = Backend::open(name) else {
             continue;
         };
+        eprintln!(
+            "[{:>5.0} s] {name}: opened in {:.1} s",
+            started.elapsed().as_secs_f64(),
+            t.elapsed().as_secs_f64()
+        );
         let mut stored = 0;
         // The agents have been up a while: their tag strings went with
         // batches before the measurements.
@@ -464,7 +471,9 @@ fn main() {
             let mut modes: Vec<Option<usize>> = conns.iter().map(|c| Some(*c)).collect();
             modes.push(None);
             for mode in modes {
+                let t = Instant::now();
                 let batches = source.take(n, size);
+                let generated = t.elapsed().as_secs_f64();
                 let t = Instant::now();
                 let mut run = match mode {
                     Some(c) => end_to_end(&b, batches, c),
@@ -472,7 +481,8 @@ fn main() {
                 };
                 run.batch = size;
                 eprintln!(
-                    "{:>20} {:>22} batch {:>6}: {:>9.0} spans/s ({:.1} s)",
+                    "[{:>5.0} s] {:>18} {:>18} batch {:>6}: {:>9.0} spans/s (generated in {generated:.1} s, run {:.1} s)",
+                    started.elapsed().as_secs_f64(),
                     run.backend,
                     run.mode,
                     size,
@@ -483,7 +493,13 @@ fn main() {
                 runs.push(run);
             }
         }
+        let t = Instant::now();
         disk.extend(sizes(b, stored));
+        eprintln!(
+            "[{:>5.0} s] {name}: sizes measured in {:.1} s",
+            started.elapsed().as_secs_f64(),
+            t.elapsed().as_secs_f64()
+        );
     }
     println!();
     println!("## Ingest throughput");

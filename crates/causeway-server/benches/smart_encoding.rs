@@ -35,7 +35,7 @@
 //! from `system.columns`.
 //!
 //! Run: `cargo bench -p causeway-server --bench smart_encoding`. Knobs:
-//! `CAUSEWAY_BENCH_SE_ROWS` (default 2000000), `CAUSEWAY_BENCH_SE_BATCH`
+//! `CAUSEWAY_BENCH_SE_ROWS` (default 1000000), `CAUSEWAY_BENCH_SE_BATCH`
 //! (rows per write, default 10000), `CAUSEWAY_BENCH_BACKENDS` (default
 //! `duckdb,clickhouse`).
 
@@ -438,7 +438,7 @@ fn run(backend: &str, rows: u64, batch: usize) -> Vec<Result_> {
 }
 
 fn main() {
-    let rows = knob("CAUSEWAY_BENCH_SE_ROWS", 2_000_000, 5_000);
+    let rows = knob("CAUSEWAY_BENCH_SE_ROWS", 1_000_000, 5_000);
     let batch = knob("CAUSEWAY_BENCH_SE_BATCH", 10_000, 1_000) as usize;
     let backends = list("CAUSEWAY_BENCH_BACKENDS", "duckdb,clickhouse");
     println!("# SmartEncoding bench");

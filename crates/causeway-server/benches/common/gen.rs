@@ -619,8 +619,8 @@ impl Generator {
             world: World::new(WORLD_SEED),
             rng: Rng::new(seed.wrapping_mul(31).wrapping_add(7)),
             t: from_us as f64,
-            // ~1.75 rows per call.
-            step: (to_us - from_us) as f64 / rows.max(1) as f64 * 1.75,
+            // Time per row: a call moves the clock on by its rows' share.
+            step: (to_us - from_us) as f64 / rows.max(1) as f64,
             pending: Vec::new(),
         }
     }
@@ -637,7 +637,6 @@ impl Generator {
     /// `pending.pop()` yields them in start-time order.
     fn call(&mut self) {
         let rng = &mut self.rng;
-        self.t += self.step * 2.0 * rng.unit();
         let start = self.t as u64;
         let ei = {
             let total = *self.world.cumulative.last().expect("endpoints");
@@ -872,6 +871,7 @@ impl Generator {
             });
         }
         // Client first (it starts first): pop() takes from the end.
+        self.t += self.step * rows.len() as f64 * 2.0 * self.rng.unit();
         self.pending.extend(rows);
     }
 }

@@ -412,6 +412,7 @@ impl ClickHouse {
 
 impl Drop for ClickHouse {
     fn drop(&mut self) {
+        let t = Instant::now();
         for c in &self.nodes {
             // SAFETY: kill(2) on our own child's pid.
             unsafe { libc::kill(c.id() as i32, libc::SIGTERM) };
@@ -424,10 +425,16 @@ impl Drop for ClickHouse {
             let _ = c.kill();
             let _ = c.wait();
         }
+        let stopped = t.elapsed().as_secs_f64();
         if std::env::var("CAUSEWAY_BENCH_KEEP").is_err() {
             for d in &self.dirs {
                 let _ = std::fs::remove_dir_all(d);
             }
         }
+        eprintln!(
+            "ClickHouse ({} nodes) stopped in {stopped:.1} s, its files removed in {:.1} s",
+            self.nodes.len(),
+            t.elapsed().as_secs_f64() - stopped
+        );
     }
 }
