@@ -22,7 +22,7 @@
 //! Run: `cargo bench -p causeway-server --bench api`. Knobs:
 //! `CAUSEWAY_BENCH_SPANS` (default 10000000), `CAUSEWAY_BENCH_LOAD_BATCH`
 //! (default 50000), `CAUSEWAY_BENCH_RUNS` (timed calls per query, default
-//! 50), `CAUSEWAY_BENCH_QUERY_SECONDS` (time budget per query, default 20),
+//! 50), `CAUSEWAY_BENCH_QUERY_SECONDS` (time budget per query, default 10),
 //! `CAUSEWAY_BENCH_BACKENDS` (default `duckdb,clickhouse`).
 
 mod common;
@@ -307,7 +307,7 @@ fn sql_shapes(stores: Vec<Loaded>, end: u64, id: u64, runs: usize, budget: f64) 
                     row("duckdb", question, "LIMIT in each day's table", b);
                 }
                 drop(conn);
-                let _ = std::fs::remove_dir_all(dir);
+                discard(dir);
             }
             (None, Some(ch)) => {
                 let port = ch.http[0];
@@ -362,7 +362,7 @@ fn main() {
     let n = knob("CAUSEWAY_BENCH_SPANS", 10_000_000, 30_000);
     let batch = knob("CAUSEWAY_BENCH_LOAD_BATCH", 50_000, 2_000) as usize;
     let runs = knob("CAUSEWAY_BENCH_RUNS", 50, 5) as usize;
-    let budget = knob("CAUSEWAY_BENCH_QUERY_SECONDS", 20, 5) as f64;
+    let budget = knob("CAUSEWAY_BENCH_QUERY_SECONDS", 10, 5) as f64;
     let backends = list("CAUSEWAY_BENCH_BACKENDS", "duckdb,clickhouse");
     println!("# API latency bench");
     println!("machine: {}", machine());

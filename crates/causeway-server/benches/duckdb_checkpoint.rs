@@ -110,7 +110,7 @@ fn run(setting: &str, n: u64, batch: usize) {
         load
     );
     drop(conn);
-    let _ = std::fs::remove_dir_all(&dir);
+    discard(&dir);
 }
 
 fn main() {

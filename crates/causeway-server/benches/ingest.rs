@@ -378,7 +378,7 @@ fn sizes(b: Backend, stored: u64) -> Vec<Size> {
                     mib(free)
                 ),
             });
-            let _ = std::fs::remove_dir_all(&dir);
+            discard(&dir);
         }
         (None, Some(ch)) => {
             let table = if ch.http.len() > 1 {

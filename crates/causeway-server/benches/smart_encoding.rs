@@ -404,7 +404,7 @@ fn run(backend: &str, rows: u64, batch: usize) -> Vec<Result_> {
                 );
                 drop(conn);
                 let bytes = dir_bytes(&dir);
-                let _ = std::fs::remove_dir_all(&dir);
+                discard(&dir);
                 (bytes, None)
             }
             Sink::Ch { .. } => {
