@@ -1,11 +1,17 @@
-//! Export: spans from the capture path to a server, never blocking capture.
+//! Export: spans from the capture path to a server, never blocking capture,
+//! and the RED metric rows aggregated from them ([`crate::red`]).
 //!
 //! ```text
 //! capture thread                      sender thread
 //! ExportSink ── try_send(batch) ──►  queue (bounded by spans) ── Transport::push ──► server
-//!   encode, batch                      seq numbers, retries with backoff,
+//!   encode, aggregate, batch           seq numbers, retries with backoff,
 //!   (drops counted when full)          drops counted when over the bound
 //! ```
+//!
+//! Metric rows ride in the same batches as spans (so a re-sent batch never
+//! counts twice), under a bound of their own: when spans have to be
+//! dropped, the metric rows of the same batch are still kept while they fit
+//! theirs, so a long outage loses span detail before it loses figures.
 //!
 //! The capture thread only encodes spans into wire rows (tag strings
 //! become ids, each string sent once) and hands whole batches over a small
@@ -22,9 +28,10 @@
 //! stored it before losing the acknowledgement stores it no second time.
 
 use crate::pipeline::SpanSink;
+use crate::red::{Aggregator, RedConfig};
 use causeway_model::tags::{tag_id, TagKind};
-use causeway_model::wire::{Ack, Batch, SpanRow, Tag};
-use causeway_model::{ObservationPoint, Span};
+use causeway_model::wire::{Ack, Batch, MetricRow, SpanRow, Tag};
+use causeway_model::{ObservationPoint, ResponseStatus, Span};
 use std::collections::{HashSet, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender, TrySendError};
@@ -36,12 +43,19 @@ use std::time::{Duration, Instant};
 pub struct ExportConfig {
     /// Names this agent to the server.
     pub agent_id: String,
+    /// Where process names are read (`/proc`); None: a span's thread name
+    /// names its process.
+    pub proc_root: Option<std::path::PathBuf>,
     /// The host's name (the `host` tag of the sides seen here).
     pub host: String,
     /// Spans per batch at most.
     pub batch_spans: usize,
     /// Spans the sender may hold, sent or not, until acknowledged.
     pub buffer_spans: usize,
+    /// Metric rows the sender may hold (a bound of their own).
+    pub buffer_metric_rows: usize,
+    /// How spans become metric rows.
+    pub red: RedConfig,
     pub retry_min: Duration,
     pub retry_max: Duration,
 }
@@ -50,9 +64,12 @@ impl Default for ExportConfig {
     fn default() -> Self {
         ExportConfig {
             agent_id: String::new(),
+            proc_root: None,
             host: String::new(),
             batch_spans: 2000,
             buffer_spans: 200_000,
+            buffer_metric_rows: 200_000,
+            red: RedConfig::default(),
             retry_min: Duration::from_millis(200),
             retry_max: Duration::from_secs(5),
         }
@@ -99,6 +116,15 @@ pub struct ExportStats {
     pub retries: AtomicU64,
     /// Spans the sender holds now.
     pub spans_held: AtomicU64,
+    /// Metric rows made from the spans, and what became of them (as for spans).
+    pub metric_rows_in: AtomicU64,
+    pub metric_rows_acked: AtomicU64,
+    pub metric_rows_dropped: AtomicU64,
+    pub metric_rows_refused: AtomicU64,
+    pub metric_rows_held: AtomicU64,
+    /// Spans that came after their second's metric rows were sent (they
+    /// made another row; nothing is lost).
+    pub metric_late_spans: AtomicU64,
     pub last_error: Mutex<String>,
 }
 
@@ -115,6 +141,19 @@ impl ExportStats {
             self.retries.load(Relaxed),
         )
     }
+
+    /// One line for people about the metric rows.
+    pub fn metrics_summary(&self) -> String {
+        format!(
+            "{} metric rows exported: {} acknowledged, {} dropped, {} refused, {} held; {} late spans",
+            self.metric_rows_in.load(Relaxed),
+            self.metric_rows_acked.load(Relaxed),
+            self.metric_rows_dropped.load(Relaxed),
+            self.metric_rows_refused.load(Relaxed),
+            self.metric_rows_held.load(Relaxed),
+            self.metric_late_spans.load(Relaxed),
+        )
+    }
 }
 
 /// Turns spans into wire rows: tag strings into ids, each string noted to
@@ -123,6 +162,44 @@ pub struct Encoder {
     host: String,
     sent: HashSet<(TagKind, u64)>,
     new_tags: Vec<Tag>,
+    names: Option<ProcessNames>,
+}
+
+/// Process names by pid: the main thread's command name
+/// (`/proc/PID/comm`). A span's `comm` is the name of the thread that made
+/// the syscall (grpcio's `event_engine`, a JVM's `http-nio-8080-e`), while
+/// a process is known by its main thread's. Each name is read once and
+/// kept for a minute (pids are reused).
+pub struct ProcessNames {
+    root: std::path::PathBuf,
+    cache: std::collections::HashMap<u32, (Arc<str>, Instant)>,
+}
+
+impl ProcessNames {
+    /// Names read under `root` (`/proc`).
+    pub fn new(root: impl Into<std::path::PathBuf>) -> ProcessNames {
+        ProcessNames {
+            root: root.into(),
+            cache: std::collections::HashMap::new(),
+        }
+    }
+
+    /// The name of process `pid`; None when it is gone (or unreadable).
+    pub fn name(&mut self, pid: u32) -> Option<Arc<str>> {
+        let now = Instant::now();
+        if let Some((n, at)) = self.cache.get(&pid) {
+            if now.duration_since(*at) < Duration::from_secs(60) {
+                return Some(n.clone());
+            }
+        }
+        if self.cache.len() >= 1 << 16 {
+            self.cache.clear();
+        }
+        let read = std::fs::read_to_string(self.root.join(pid.to_string()).join("comm")).ok()?;
+        let name: Arc<str> = Arc::from(read.trim_end_matches('\n'));
+        self.cache.insert(pid, (name.clone(), now));
+        Some(name)
+    }
 }
 
 /// Strings remembered as sent, at most: past this the memory starts over
@@ -135,11 +212,24 @@ impl Encoder {
             host: host.to_owned(),
             sent: HashSet::new(),
             new_tags: Vec::new(),
+            names: None,
         }
+    }
+
+    /// Names processes by their main thread (see [`ProcessNames`]) rather
+    /// than by the thread a span's syscalls came from.
+    pub fn with_process_names(mut self, names: ProcessNames) -> Encoder {
+        self.names = Some(names);
+        self
     }
 
     fn tag(&mut self, kind: TagKind, value: &str) -> u64 {
         note_tag(&mut self.sent, &mut self.new_tags, kind, value)
+    }
+
+    /// The id of an endpoint (noted to be sent once, like every tag).
+    pub fn endpoint_id(&mut self, endpoint: &str) -> u64 {
+        self.tag(TagKind::Endpoint, endpoint)
     }
 
     /// Strings first used since the last call.
@@ -162,6 +252,12 @@ impl Encoder {
             ip.parse::<std::net::IpAddr>()
                 .is_ok_and(|a| a.is_loopback())
         };
+        // The processes' own names, where they can be read.
+        let mut named = |pid: u32| match (&mut self.names, pid) {
+            (Some(n), p) if p != 0 => n.name(p),
+            _ => None,
+        };
+        let (own, peer) = (named(s.pid), named(s.peer_pid));
         // (pid, process name) per side, where known.
         let mut sides: [(u32, &str, bool); 2] = [(0, "", false), (0, "", false)];
         let seen = match s.observation_point {
@@ -170,9 +266,9 @@ impl Encoder {
             ObservationPoint::Network => None,
         };
         if let Some(i) = seen {
-            sides[i] = (s.pid, s.comm.as_str(), true);
+            sides[i] = (s.pid, own.as_deref().unwrap_or(&s.comm), true);
             if s.peer_pid != 0 {
-                sides[1 - i] = (s.peer_pid, s.peer_comm.as_str(), true);
+                sides[1 - i] = (s.peer_pid, peer.as_deref().unwrap_or(&s.peer_comm), true);
             } else {
                 let ip = if i == 0 { &s.dst_ip } else { &s.src_ip };
                 sides[1 - i].2 = local_peer(ip);
@@ -265,44 +361,96 @@ fn note_tag(
     id
 }
 
+/// Metric rows per batch at most (the server takes up to 100 000).
+const BATCH_METRIC_ROWS: usize = 20_000;
+
 /// A batch on its way from the capture thread to the sender.
 struct Handoff {
     spans: Vec<SpanRow>,
+    metrics: Vec<MetricRow>,
     tags: Vec<Tag>,
 }
 
 /// The capture side: a [`SpanSink`] that batches and hands over.
 pub struct ExportSink {
     encoder: Encoder,
+    red: Aggregator,
     spans: Vec<SpanRow>,
+    /// Metric rows emitted and not yet handed over; after a failed
+    /// hand-over they wait for the next (within `buffer_metric_rows`).
+    metrics: Vec<MetricRow>,
     /// Tags of batches dropped before the sender saw them: they go with
     /// the next batch, since later rows may use them.
     carried: Vec<Tag>,
     tx: SyncSender<Handoff>,
     batch_spans: usize,
+    buffer_metric_rows: usize,
     stats: Arc<ExportStats>,
+}
+
+/// Wall-clock microseconds since the epoch.
+fn wall_now_us() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_micros() as u64)
+        .unwrap_or(0)
 }
 
 impl ExportSink {
     fn hand_over(&mut self) {
-        let mut tags = std::mem::take(&mut self.carried);
-        tags.extend(self.encoder.take_new_tags());
-        if self.spans.is_empty() && tags.is_empty() {
-            return;
-        }
-        let h = Handoff {
-            spans: std::mem::replace(&mut self.spans, Vec::with_capacity(self.batch_spans)),
-            tags,
-        };
-        match self.tx.try_send(h) {
-            Ok(()) => {}
-            Err(TrySendError::Full(h) | TrySendError::Disconnected(h)) => {
-                self.stats
-                    .spans_dropped
-                    .fetch_add(h.spans.len() as u64, Relaxed);
-                self.carried = h.tags;
+        loop {
+            let mut tags = std::mem::take(&mut self.carried);
+            tags.extend(self.encoder.take_new_tags());
+            if self.spans.is_empty() && self.metrics.is_empty() && tags.is_empty() {
+                return;
+            }
+            let metrics = if self.metrics.len() > BATCH_METRIC_ROWS {
+                self.metrics.drain(..BATCH_METRIC_ROWS).collect()
+            } else {
+                std::mem::take(&mut self.metrics)
+            };
+            let h = Handoff {
+                spans: std::mem::replace(&mut self.spans, Vec::with_capacity(self.batch_spans)),
+                metrics,
+                tags,
+            };
+            match self.tx.try_send(h) {
+                Ok(()) => {}
+                Err(TrySendError::Full(h) | TrySendError::Disconnected(h)) => {
+                    self.stats
+                        .spans_dropped
+                        .fetch_add(h.spans.len() as u64, Relaxed);
+                    self.carried = h.tags;
+                    // Metric rows wait for the next hand-over, within their bound.
+                    let room = self.buffer_metric_rows.saturating_sub(self.metrics.len());
+                    let mut metrics = h.metrics;
+                    if metrics.len() > room {
+                        let lost = metrics.len() - room;
+                        self.stats
+                            .metric_rows_dropped
+                            .fetch_add(lost as u64, Relaxed);
+                        metrics.truncate(room);
+                    }
+                    metrics.append(&mut self.metrics);
+                    self.metrics = metrics;
+                    return;
+                }
+            }
+            if self.metrics.is_empty() {
+                return;
             }
         }
+    }
+
+    /// Moves the metric rows `red` emitted into the next batch.
+    fn take_metrics(&mut self, rows: Vec<MetricRow>) {
+        self.stats
+            .metric_rows_in
+            .fetch_add(rows.len() as u64, Relaxed);
+        self.stats
+            .metric_late_spans
+            .store(self.red.stats().late_spans, Relaxed);
+        self.metrics.extend(rows);
     }
 }
 
@@ -310,6 +458,15 @@ impl SpanSink for ExportSink {
     fn on_span(&mut self, span: Span) {
         self.stats.spans_in.fetch_add(1, Relaxed);
         let row = self.encoder.encode(span);
+        let endpoint = self.encoder.endpoint_id(&row.endpoint);
+        // Only a timeout is placed by the clock (when it was declared);
+        // other spans by their end.
+        let now = if row.response_status == ResponseStatus::Timeout.code() {
+            wall_now_us()
+        } else {
+            row.end_time_us
+        };
+        self.red.add(&row, endpoint, now);
         self.spans.push(row);
         if self.spans.len() >= self.batch_spans {
             self.hand_over();
@@ -317,12 +474,20 @@ impl SpanSink for ExportSink {
     }
 
     fn flush(&mut self) {
+        let mut rows = Vec::new();
+        self.red.flush(wall_now_us(), &mut rows);
+        self.take_metrics(rows);
         self.hand_over();
     }
 }
 
 impl Drop for ExportSink {
     fn drop(&mut self) {
+        // Every window goes, open or not: the figures so far are right,
+        // and a later row of the same window would add to them.
+        let mut rows = Vec::new();
+        self.red.close_all(&mut rows);
+        self.take_metrics(rows);
         self.hand_over();
     }
 }
@@ -367,9 +532,11 @@ pub fn start(config: ExportConfig, transport: Box<dyn Transport>) -> (ExportSink
         seq: 0,
         queue: VecDeque::new(),
         held: 0,
+        held_metrics: 0,
         carried: Vec::new(),
         agent_id: config.agent_id.clone(),
         buffer_spans: config.buffer_spans,
+        buffer_metric_rows: config.buffer_metric_rows,
         retry_min: config.retry_min,
         retry_max: config.retry_max,
     };
@@ -378,11 +545,17 @@ pub fn start(config: ExportConfig, transport: Box<dyn Transport>) -> (ExportSink
         .spawn(move || sender.run())
         .ok();
     let sink = ExportSink {
-        encoder: Encoder::new(&config.host),
+        encoder: match &config.proc_root {
+            Some(root) => Encoder::new(&config.host).with_process_names(ProcessNames::new(root)),
+            None => Encoder::new(&config.host),
+        },
+        red: Aggregator::new(config.red.clone()),
         spans: Vec::with_capacity(config.batch_spans),
+        metrics: Vec::new(),
         carried: Vec::new(),
         tx,
         batch_spans: config.batch_spans.max(1),
+        buffer_metric_rows: config.buffer_metric_rows,
         stats: stats.clone(),
     };
     (
@@ -417,9 +590,12 @@ struct Sender {
     queue: VecDeque<Batch>,
     /// Spans in `queue`.
     held: usize,
+    /// Metric rows in `queue`.
+    held_metrics: usize,
     /// Tags of dropped batches, for the next batch queued.
     carried: Vec<Tag>,
     buffer_spans: usize,
+    buffer_metric_rows: usize,
     retry_min: Duration,
     retry_max: Duration,
 }
@@ -428,29 +604,49 @@ impl Sender {
     fn enqueue(&mut self, h: Handoff) {
         let mut tags = std::mem::take(&mut self.carried);
         tags.extend(h.tags);
-        if self.held + h.spans.len() > self.buffer_spans {
+        let (mut spans, mut metrics) = (h.spans, h.metrics);
+        if self.held + spans.len() > self.buffer_spans {
             self.stats
                 .spans_dropped
-                .fetch_add(h.spans.len() as u64, Relaxed);
+                .fetch_add(spans.len() as u64, Relaxed);
+            spans = Vec::new();
+        }
+        if self.held_metrics + metrics.len() > self.buffer_metric_rows {
+            self.stats
+                .metric_rows_dropped
+                .fetch_add(metrics.len() as u64, Relaxed);
+            metrics = Vec::new();
+        }
+        if spans.is_empty() && metrics.is_empty() {
             self.carried = tags;
             return;
         }
         self.seq += 1;
-        self.held += h.spans.len();
-        self.stats.spans_held.store(self.held as u64, Relaxed);
+        self.held += spans.len();
+        self.held_metrics += metrics.len();
+        self.note_held();
         self.queue.push_back(Batch {
             agent_id: self.agent_id.clone(),
             session: self.session,
             seq: self.seq,
             tags,
-            spans: h.spans,
+            spans,
+            metrics,
         });
+    }
+
+    fn note_held(&self) {
+        self.stats.spans_held.store(self.held as u64, Relaxed);
+        self.stats
+            .metric_rows_held
+            .store(self.held_metrics as u64, Relaxed);
     }
 
     fn pop_front(&mut self) -> Option<Batch> {
         let b = self.queue.pop_front()?;
         self.held -= b.spans.len();
-        self.stats.spans_held.store(self.held as u64, Relaxed);
+        self.held_metrics -= b.metrics.len();
+        self.note_held();
         Some(b)
     }
 
@@ -495,6 +691,9 @@ impl Sender {
                         self.stats
                             .spans_dropped
                             .fetch_add(b.spans.len() as u64, Relaxed);
+                        self.stats
+                            .metric_rows_dropped
+                            .fetch_add(b.metrics.len() as u64, Relaxed);
                     }
                     break;
                 }
@@ -513,6 +712,9 @@ impl Sender {
                         self.stats
                             .spans_acked
                             .fetch_add(b.spans.len() as u64, Relaxed);
+                        self.stats
+                            .metric_rows_acked
+                            .fetch_add(b.metrics.len() as u64, Relaxed);
                         self.stats.batches_acked.fetch_add(1, Relaxed);
                         if ack.duplicate {
                             self.stats.batches_duplicate.fetch_add(1, Relaxed);
@@ -525,6 +727,9 @@ impl Sender {
                         self.stats
                             .spans_refused
                             .fetch_add(b.spans.len() as u64, Relaxed);
+                        self.stats
+                            .metric_rows_refused
+                            .fetch_add(b.metrics.len() as u64, Relaxed);
                         // Its tags may name later rows: they go on.
                         match self.queue.front_mut() {
                             Some(next) => next.tags.extend(b.tags),

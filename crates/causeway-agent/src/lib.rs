@@ -10,7 +10,8 @@
 //! [`Pipeline`] is pure: it is fed events and the current monotonic time, and
 //! hands finished spans to a [`SpanSink`]. [`ProbeDriver`] connects it to the
 //! kernel side (`causeway-bpf`) and the clocks; [`capture::replay`] feeds it
-//! a pcap or pcapng file instead; [`export`] sends its spans to a server.
+//! a pcap or pcapng file instead; [`export`] sends its spans to a server,
+//! with the RED metrics [`red`] aggregates from them.
 
 pub mod capture;
 mod clock;
@@ -18,6 +19,7 @@ pub mod export;
 mod filter;
 mod message;
 mod pipeline;
+pub mod red;
 
 pub use causeway_l7::protobuf_rpc;
 pub use clock::WallClock;

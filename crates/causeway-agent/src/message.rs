@@ -4,7 +4,9 @@
 //! later syscalls of the same message only add to its length and end time.
 
 use causeway_l7::infer::MessageKind;
-use causeway_l7::{dns, http1, http2, kafka, mqtt, mysql, postgresql, protobuf_rpc, redis, Head};
+use causeway_l7::{
+    dns, dubbo, http1, http2, kafka, mqtt, mysql, postgresql, protobuf_rpc, redis, sofarpc, Head,
+};
 use causeway_model::{
     Comm, DataEvent, Direction, FiveTuple, L4Protocol, L7Protocol, ResponseStatus,
 };
@@ -62,6 +64,9 @@ impl From<Head<'_>> for MessageHead {
             message_len: h.message_len,
             request_id: h.request_id,
             unpaired: h.unpaired,
+            trace_id: h.trace_id.into_owned(),
+            span_id: h.span_id.into_owned(),
+            parent_span_id: h.parent_span_id.into_owned(),
             ..MessageHead::default()
         }
     }
@@ -196,6 +201,12 @@ pub fn parse_head(
         }
         .map(MessageHead::from)
         .map_err(HeadError::Parse),
+        L7Protocol::Dubbo => dubbo::parse(payload, kind)
+            .map(MessageHead::from)
+            .map_err(HeadError::Parse),
+        L7Protocol::SofaRpc => sofarpc::parse(payload, kind)
+            .map(MessageHead::from)
+            .map_err(HeadError::Parse),
         _ => Err(HeadError::Unsupported),
     }
 }
@@ -228,6 +239,15 @@ pub fn infer_protocol(
     if protobuf_rpc::is_header_alone(payload) {
         // Read apart from its meta: the socket's role tells the kind.
         return Some((L7Protocol::ProtobufRpc, None));
+    }
+    // Dubbo's magic and Bolt's whole-header checks before the SQL
+    // protocols: MySQL's 3-byte length and sequence id also fit a Bolt
+    // heartbeat, whose first bytes are `01 01 00 00`.
+    if let Some(kind) = dubbo::infer(payload) {
+        return Some((L7Protocol::Dubbo, Some(kind)));
+    }
+    if let Some(kind) = sofarpc::infer(payload) {
+        return Some((L7Protocol::SofaRpc, Some(kind)));
     }
     // Kafka requests: a length that matches, a known API and version, a
     // sane client id and, for the common APIs, a body that fits; on
@@ -274,6 +294,9 @@ pub fn kind_in_bytes(
         L7Protocol::Dns => dns::infer(payload, ctx.dns()),
         // The packet type (both sides ask: a broker's PUBLISH is a request).
         L7Protocol::Mqtt => mqtt::message_kind(payload),
+        // The request flag; Bolt's type byte.
+        L7Protocol::Dubbo => dubbo::message_kind(payload),
+        L7Protocol::SofaRpc => sofarpc::message_kind(payload),
         _ => None,
     }
 }

@@ -226,7 +226,16 @@ struct Core {
     /// The process behind each local socket by (transport, local, remote):
     /// a span's other end, when it is a process on this host too.
     endpoints: HashMap<(L4Protocol, SocketAddr, SocketAddr), (u32, Comm)>,
+    /// Endpoints of sockets closed within the pairing window (with when
+    /// they closed), and their keys oldest first: a request still waiting
+    /// at the other end (it times out after its client gave up and closed)
+    /// is still named by its client process.
+    closed_endpoints: HashMap<(L4Protocol, SocketAddr, SocketAddr), (u64, u32, Comm)>,
+    closed_order: VecDeque<(u64, (L4Protocol, SocketAddr, SocketAddr))>,
 }
+
+/// Closed sockets' endpoints kept at most.
+const MAX_CLOSED_ENDPOINTS: usize = 1 << 16;
 
 impl Pipeline {
     pub fn new(config: PipelineConfig, wall: WallClock) -> Pipeline {
@@ -239,6 +248,8 @@ impl Pipeline {
                 slots: VecDeque::new(),
                 slot_entries: 0,
                 endpoints: HashMap::new(),
+                closed_endpoints: HashMap::new(),
+                closed_order: VecDeque::new(),
             },
             last_sweep_ns: 0,
         }
@@ -307,7 +318,7 @@ impl Pipeline {
             SocketEvent::Close(c) => {
                 core.stats.sockets_closed += 1;
                 if let Some(mut s) = self.sockets.remove(&c.socket_id) {
-                    core.forget_endpoint(&s);
+                    core.retire_endpoint(&s, c.ts_ns);
                     for d in 0..2 {
                         if let Some(m) = s.current[d].take() {
                             core.finish(&mut s, m, sink);
@@ -375,6 +386,14 @@ impl Pipeline {
         self.last_sweep_ns = now_ns;
         self.expire_slots(now_ns, sink);
         let core = &mut self.core;
+        let keep_closed = core.config.request_timeout.as_nanos() as u64 + 2 * core.slot_ns();
+        while core
+            .closed_order
+            .front()
+            .is_some_and(|c| now_ns.saturating_sub(c.0) > keep_closed)
+        {
+            core.pop_closed();
+        }
         let idle_flush = core.config.idle_flush.as_nanos() as u64;
         let evict = core.config.socket_idle_evict.as_nanos() as u64;
         self.sockets.retain(|_, s| {
@@ -474,6 +493,39 @@ impl Core {
         if let Some(t) = s.endpoint {
             self.endpoints.remove(&(t.l4, t.local, t.remote));
         }
+    }
+
+    /// Forgets a closed socket's endpoint, keeping it a pairing window
+    /// longer for the requests its peer may still be waiting on.
+    fn retire_endpoint(&mut self, s: &SocketState, now_ns: u64) {
+        if let Some(t) = s.endpoint {
+            let key = (t.l4, t.local, t.remote);
+            if let Some((pid, comm)) = self.endpoints.remove(&key) {
+                if self.closed_order.len() >= MAX_CLOSED_ENDPOINTS {
+                    self.pop_closed();
+                }
+                self.closed_order.push_back((now_ns, key));
+                self.closed_endpoints.insert(key, (now_ns, pid, comm));
+            }
+        }
+    }
+
+    /// Forgets the oldest closed endpoint (unless its key closed again since).
+    fn pop_closed(&mut self) {
+        if let Some((at, key)) = self.closed_order.pop_front() {
+            if self.closed_endpoints.get(&key).is_some_and(|c| c.0 == at) {
+                self.closed_endpoints.remove(&key);
+            }
+        }
+    }
+
+    /// The process at the far end of `t`, if it is one on this host.
+    fn peer(&self, t: &FiveTuple) -> Option<(u32, &Comm)> {
+        let key = (t.l4, t.remote, t.local);
+        if let Some((pid, comm)) = self.endpoints.get(&key) {
+            return Some((*pid, comm));
+        }
+        self.closed_endpoints.get(&key).map(|c| (c.1, &c.2))
     }
 
     fn slot_ns(&self) -> u64 {
@@ -969,12 +1021,9 @@ impl Core {
         };
         let rh = resp.as_ref().map(|r| &r.head);
         let t = req.tuple;
-        let (peer_pid, peer_comm) = self
-            .endpoints
-            .get(&(t.l4, t.remote, t.local))
-            .map_or((0, String::new()), |(pid, comm)| {
-                (*pid, comm.as_str().to_owned())
-            });
+        let (peer_pid, peer_comm) = self.peer(&t).map_or((0, String::new()), |(pid, comm)| {
+            (pid, comm.as_str().to_owned())
+        });
         let span = Span {
             protocol: req.protocol,
             version: req.head.version.clone(),

@@ -10,8 +10,10 @@
 //!   space, comments go. `SELECT * FROM t WHERE id = 42 AND n IN (1,2)` →
 //!   `SELECT * FROM t WHERE id = ? AND n IN (?)`.
 //! - Redis: the command (keys are data, not endpoints).
-//! - gRPC, DNS, MQTT, Kafka, Dubbo, SOFARPC: the resource as it is (a
-//!   method path, a name, a topic, a service) without ids folded.
+//! - Dubbo, SOFARPC: `service/method` (DeepFlow's), the service as the
+//!   span names it (`interface:version`).
+//! - gRPC, DNS, MQTT, Kafka: the resource as it is (a method path, a
+//!   name, a topic) without ids folded.
 //!
 //! Endpoints are capped at [`MAX_ENDPOINT`] bytes (on a char boundary).
 
@@ -26,6 +28,11 @@ pub fn endpoint(protocol: L7Protocol, request_type: &str, resource: &str) -> Str
         L7Protocol::Http | L7Protocol::Http2 => http_path(resource),
         L7Protocol::Mysql | L7Protocol::Postgresql => sql(resource),
         L7Protocol::Redis => request_type.to_owned(),
+        L7Protocol::Dubbo | L7Protocol::SofaRpc
+            if !resource.is_empty() && !request_type.is_empty() =>
+        {
+            format!("{resource}/{request_type}")
+        }
         _ if resource.is_empty() => request_type.to_owned(),
         _ => resource.to_owned(),
     };
@@ -273,6 +280,11 @@ mod tests {
         );
         assert_eq!(endpoint(L7Protocol::Dns, "A", "example.com"), "example.com");
         assert_eq!(endpoint(L7Protocol::Mqtt, "PINGREQ", ""), "PINGREQ");
+        assert_eq!(
+            endpoint(L7Protocol::Dubbo, "echo", "demo.Echo:1.0"),
+            "demo.Echo:1.0/echo"
+        );
+        assert_eq!(endpoint(L7Protocol::SofaRpc, "heartbeat", ""), "heartbeat");
     }
 
     #[test]

@@ -44,6 +44,12 @@ pub struct Head<'a> {
     /// Part of no exchange (a server greeting, a connection-level notice):
     /// not paired, counted apart.
     pub unpaired: bool,
+    /// Trace context the message carried (RPC attachments, properties).
+    pub trace_id: Cow<'a, str>,
+    /// The sender's span id, with the trace id.
+    pub span_id: Cow<'a, str>,
+    /// The sender's parent span id, when the format carries one.
+    pub parent_span_id: Cow<'a, str>,
 }
 
 /// Why bytes do not yield a message head (for the protocols parsed through
@@ -76,6 +82,9 @@ impl Head<'_> {
             message_len: self.message_len,
             request_id: self.request_id,
             unpaired: self.unpaired,
+            trace_id: Cow::Owned(self.trace_id.into_owned()),
+            span_id: Cow::Owned(self.span_id.into_owned()),
+            parent_span_id: Cow::Owned(self.parent_span_id.into_owned()),
         }
     }
 }

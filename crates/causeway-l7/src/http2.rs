@@ -189,7 +189,11 @@ fn plausible_header_at(buf: &[u8]) -> Option<FrameHeader> {
 
 /// Whether a syscall's bytes (`captured` of `total`) start at a frame
 /// boundary: every frame header inside the captured bytes is plausible, and
-/// the last frame ends exactly at `total` when all was captured.
+/// the last frame ends exactly at `total` when all was captured. A lone
+/// frame header whose payload runs past the syscall is not enough: nine
+/// bytes from the middle of a frame pass for a header too easily (a
+/// SETTINGS payload reads as a DATA header), so a frame straddling the end
+/// counts only after a whole frame before it.
 pub fn starts_with_frames(captured: &[u8], total: u64) -> bool {
     let mut pos = 0usize;
     let mut frames = 0;
@@ -208,8 +212,8 @@ pub fn starts_with_frames(captured: &[u8], total: u64) -> bool {
         pos += FRAME_HEADER_LEN + h.length as usize;
         if pos as u64 > total {
             // A frame straddling into the next syscall is fine when it is
-            // the last one.
-            return frames > 0;
+            // the last one and whole frames came before it.
+            return frames > 1;
         }
     }
 }
@@ -593,6 +597,8 @@ pub struct HalfConnection {
     frame: Option<InFrame>,
     block: Option<Block>,
     framing_lost: bool,
+    /// The highest stream id in a frame header seen in this direction.
+    max_stream_id: u32,
     /// What was seen.
     pub stats: HalfStats,
 }
@@ -637,6 +643,7 @@ impl HalfConnection {
             frame: None,
             block: None,
             framing_lost,
+            max_stream_id: 0,
             stats: HalfStats::default(),
         }
     }
@@ -664,7 +671,7 @@ impl HalfConnection {
             .min(usize::try_from(total).unwrap_or(usize::MAX))];
         let syscall_start = self.pos;
         if self.framing_lost {
-            if self.preface_left == 0 && starts_with_frames(captured, total) {
+            if self.preface_left == 0 && self.resumes_here(captured, total) {
                 self.framing_lost = false;
                 self.stats.resyncs += 1;
             } else {
@@ -735,7 +742,10 @@ impl HalfConnection {
         }
         if let Some(f) = self.frame.as_mut() {
             let k = buf.len().min(f.left as usize);
-            if f.keep && f.buf.len() + k <= MAX_BLOCK {
+            // Once bytes of the frame were skipped (past a capture cap),
+            // later bytes are not next to the ones kept: the payload is its
+            // prefix up to the gap, never bytes from both sides of it.
+            if f.keep && !f.cut && f.buf.len() + k <= MAX_BLOCK {
                 f.buf.extend_from_slice(&buf[..k]);
             } else if f.keep {
                 f.cut = true;
@@ -761,6 +771,7 @@ impl HalfConnection {
             return k;
         };
         self.stats.frames += 1;
+        self.max_stream_id = self.max_stream_id.max(header.stream_id);
         use frame_type::*;
         if header.kind == DATA {
             on(Event::Data {
@@ -893,6 +904,31 @@ impl HalfConnection {
 
     /// Frame boundaries are unknown from here; a block in progress is
     /// decoded as far as it got, and the table cannot be trusted.
+    /// Whether framing, lost, may be taken up again at this syscall: it
+    /// starts with plausible frames ([`starts_with_frames`]) whose streams
+    /// are ones this direction could be on now — the connection's own, or
+    /// new ones not far past the highest seen (at most 2^20 when none was
+    /// seen). Bytes from the middle of a frame tend to read as stream ids
+    /// far out of range.
+    fn resumes_here(&self, captured: &[u8], total: u64) -> bool {
+        if !starts_with_frames(captured, total) {
+            return false;
+        }
+        let limit = if self.max_stream_id > 0 {
+            self.max_stream_id.saturating_add(2048)
+        } else {
+            1 << 20
+        };
+        let mut pos = 0usize;
+        while let Some(h) = captured.get(pos..).and_then(FrameHeader::parse) {
+            if h.stream_id > limit {
+                return false;
+            }
+            pos += FRAME_HEADER_LEN + h.length as usize;
+        }
+        true
+    }
+
     fn lose_framing(&mut self, on: &mut dyn FnMut(Event)) {
         if let Some(f) = self.frame.as_mut() {
             f.cut = true;

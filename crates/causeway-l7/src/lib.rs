@@ -14,9 +14,11 @@
 #![warn(missing_docs)]
 
 pub mod dns;
+pub mod dubbo;
 pub mod endpoint;
 pub mod grpc;
 pub mod head;
+pub mod hessian2;
 pub mod hpack;
 pub mod http1;
 pub mod http2;
@@ -28,6 +30,10 @@ pub mod postgresql;
 pub mod protobuf;
 pub mod protobuf_rpc;
 pub mod redis;
+pub mod sofarpc;
+
+#[cfg(test)]
+mod rpc_test_support;
 
 pub use causeway_model::L7Protocol;
 pub use head::{Head, ParseError};

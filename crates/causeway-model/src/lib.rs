@@ -1,7 +1,8 @@
 //! The data model every Causeway stage speaks: what the kernel saw on a socket
-//! ([`SocketEvent`]), what the agent made of it ([`Span`]), the integer tag
-//! ids rows carry ([`tags`], SmartEncoding), and the agent-server wire
-//! contract ([`wire`], protobuf).
+//! ([`SocketEvent`]), what the agent made of it ([`Span`]), the metric rows
+//! it aggregates spans into ([`metric`]: windows, the latency sketch), the
+//! integer tag ids rows carry ([`tags`], SmartEncoding), and the
+//! agent-server wire contract ([`wire`], protobuf).
 //!
 //! Types here carry no behaviour beyond small conversions, so that the kernel
 //! side, the parsers and the span builders can each depend on the model without
@@ -9,6 +10,7 @@
 
 pub mod duration;
 mod event;
+pub mod metric;
 mod span;
 pub mod tags;
 pub mod wire;

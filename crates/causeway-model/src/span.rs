@@ -26,7 +26,8 @@ pub enum L7Protocol {
     Mqtt,
     /// Dubbo 2 protocol with hessian2 bodies.
     Dubbo,
-    /// SOFARPC over the Bolt protocol.
+    /// SOFARPC over the Bolt protocol (`sofarpc`, as `as_str` spells it).
+    #[serde(rename = "sofarpc")]
     SofaRpc,
     /// RPC frames whose header is a protobuf message.
     ProtobufRpc,
@@ -107,7 +108,7 @@ impl L7Protocol {
             "kafka" => Some(L7Protocol::Kafka),
             "mqtt" => Some(L7Protocol::Mqtt),
             "dubbo" => Some(L7Protocol::Dubbo),
-            "sofarpc" | "sofa" | "bolt" => Some(L7Protocol::SofaRpc),
+            "sofarpc" | "sofa_rpc" | "sofa" | "bolt" => Some(L7Protocol::SofaRpc),
             "protobuf_rpc" | "protobufrpc" | "protobuf-rpc" => Some(L7Protocol::ProtobufRpc),
             "unknown" => Some(L7Protocol::Unknown),
             _ => None,
@@ -290,4 +291,18 @@ pub struct Span {
     pub trace_id: String,
     pub span_id: String,
     pub parent_span_id: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_names_are_the_names_users_type() {
+        for p in L7Protocol::ALL {
+            let json = serde_json::to_string(&p).expect("serialize");
+            assert_eq!(json.trim_matches('"'), p.as_str());
+            assert_eq!(L7Protocol::from_name(p.as_str()), Some(p));
+        }
+    }
 }

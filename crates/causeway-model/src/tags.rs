@@ -24,14 +24,19 @@ pub enum TagKind {
     Service = 3,
     /// The agent that observed a span (`--agent-id`, default the host name).
     Agent = 4,
+    /// A span's endpoint (the resource folded for aggregation:
+    /// `/users/{id}`, `SELECT * FROM t WHERE id = ?`, `GET`), as metric
+    /// rows key it.
+    Endpoint = 5,
 }
 
 impl TagKind {
-    pub const ALL: [TagKind; 4] = [
+    pub const ALL: [TagKind; 5] = [
         TagKind::Host,
         TagKind::Process,
         TagKind::Service,
         TagKind::Agent,
+        TagKind::Endpoint,
     ];
 
     pub fn code(self) -> u32 {
@@ -48,6 +53,7 @@ impl TagKind {
             TagKind::Process => "process",
             TagKind::Service => "service",
             TagKind::Agent => "agent",
+            TagKind::Endpoint => "endpoint",
         }
     }
 

@@ -33,13 +33,15 @@
 
 mod common;
 
+use causeway_model::metric::Granularity;
 use causeway_model::tags::TagKind;
 use causeway_model::wire::ingest_client::IngestClient;
 use causeway_model::wire::Batch;
 use causeway_server::dict::Dictionary;
 use causeway_server::ingest::{IngestService, Ingestor};
 use causeway_server::metrics::ServerStats;
-use causeway_server::query::{ServiceQuery, ServiceRow, SpanQuery};
+use causeway_server::query::{KeyQuery, ServiceQuery, ServiceRow, SpanQuery};
+use causeway_server::red::Flavor;
 use causeway_server::schema::StoredSpan;
 use causeway_server::store::clickhouse::ClickHouseStore;
 use causeway_server::store::duckdb::{DuckStore, DB_FILE};
@@ -109,6 +111,9 @@ impl Store for Discard {
     fn span(&self, _: u64) -> Result<Option<StoredSpan>, StoreError> {
         Ok(None)
     }
+    fn spans_by_keys(&self, _: &KeyQuery) -> Result<Vec<StoredSpan>, StoreError> {
+        Ok(Vec::new())
+    }
     fn services(&self, _: &ServiceQuery) -> Result<Vec<ServiceRow>, StoreError> {
         Ok(Vec::new())
     }
@@ -123,6 +128,18 @@ impl Store for Discard {
     }
     fn disk_bytes(&self) -> Option<u64> {
         None
+    }
+    fn metric_query(
+        &self,
+        _: Granularity,
+        _: u64,
+        _: u64,
+        _: &dyn Fn(&str, Flavor) -> String,
+    ) -> Result<Vec<Vec<u64>>, StoreError> {
+        Ok(Vec::new())
+    }
+    fn drop_metric_days_before(&self, _: Granularity, _: u32) -> Result<usize, StoreError> {
+        Ok(0)
     }
 }
 

@@ -1,5 +1,6 @@
-//! The HTTP JSON API (axum): spans, one span, services, health, the
-//! server's own metrics and the OpenAPI description of it all.
+//! The HTTP JSON API (axum): spans, one span, services, the assembled
+//! trace of a span (as a tree, or as OTLP JSON), health, the server's own
+//! metrics and the OpenAPI description of it all.
 //!
 //! Parameters are checked here, before anything reaches a store: an
 //! unknown parameter or a bad value is a 400 with a message saying which
@@ -11,6 +12,7 @@ use crate::metrics::ServerStats;
 use crate::query::{ServiceQuery, SpanQuery};
 use crate::schema::StoredSpan;
 use crate::store::Store;
+use crate::trace::{Trace, TraceOptions};
 use axum::extract::{Path, Query, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -43,13 +45,16 @@ pub fn router(state: ApiState) -> Router {
         .route("/api/v1/spans", get(spans))
         .route("/api/v1/span/{id}", get(span))
         .route("/api/v1/services", get(services))
+        .route("/api/v1/traces/{id}", get(trace))
         .route("/api/v1/openapi.json", get(openapi))
         .route("/metrics", get(metrics))
+        .route("/api/v1/metrics", get(crate::red_api::metrics))
+        .route("/api/v1/service-map", get(crate::red_api::service_map))
         .with_state(state)
 }
 
 /// A 400 or a 500, as JSON `{"error": ...}`.
-pub struct ApiError(StatusCode, String);
+pub struct ApiError(pub(crate) StatusCode, pub(crate) String);
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
@@ -57,7 +62,7 @@ impl IntoResponse for ApiError {
     }
 }
 
-fn bad(msg: impl Into<String>) -> ApiError {
+pub(crate) fn bad(msg: impl Into<String>) -> ApiError {
     ApiError(StatusCode::BAD_REQUEST, msg.into())
 }
 
@@ -69,14 +74,14 @@ fn now_us() -> u64 {
 }
 
 /// Query parameters, each taken once; whatever is left is unknown.
-struct Params(HashMap<String, String>);
+pub(crate) struct Params(pub(crate) HashMap<String, String>);
 
 impl Params {
-    fn take(&mut self, name: &str) -> Option<String> {
+    pub(crate) fn take(&mut self, name: &str) -> Option<String> {
         self.0.remove(name).filter(|v| !v.is_empty())
     }
 
-    fn number(&mut self, name: &str) -> Result<Option<u64>, ApiError> {
+    pub(crate) fn number(&mut self, name: &str) -> Result<Option<u64>, ApiError> {
         self.take(name)
             .map(|v| {
                 v.parse()
@@ -85,7 +90,7 @@ impl Params {
             .transpose()
     }
 
-    fn duration(&mut self, name: &str) -> Result<Option<Duration>, ApiError> {
+    pub(crate) fn duration(&mut self, name: &str) -> Result<Option<Duration>, ApiError> {
         self.take(name)
             .map(|v| duration::parse(&v).map_err(|e| bad(format!("{name}: {e}"))))
             .transpose()
@@ -93,7 +98,7 @@ impl Params {
 
     /// `since` (a duration back from now, default `default`) or `from` and
     /// `to` (microseconds since the epoch; `to` defaults to now).
-    fn range(&mut self, default: Duration) -> Result<(u64, u64), ApiError> {
+    pub(crate) fn range(&mut self, default: Duration) -> Result<(u64, u64), ApiError> {
         let now = now_us();
         let since = self.duration("since")?;
         let from = self.number("from")?;
@@ -112,7 +117,7 @@ impl Params {
         Ok((from, to))
     }
 
-    fn done(self) -> Result<(), ApiError> {
+    pub(crate) fn done(self) -> Result<(), ApiError> {
         match self.0.into_keys().min() {
             Some(k) => Err(bad(format!("unknown parameter {k:?}"))),
             None => Ok(()),
@@ -120,7 +125,7 @@ impl Params {
     }
 }
 
-fn enum_param<T>(
+pub(crate) fn enum_param<T>(
     p: &mut Params,
     name: &str,
     parse: impl Fn(&str) -> Option<T>,
@@ -131,7 +136,7 @@ fn enum_param<T>(
         .transpose()
 }
 
-fn text_param(p: &mut Params, name: &str) -> Result<Option<String>, ApiError> {
+pub(crate) fn text_param(p: &mut Params, name: &str) -> Result<Option<String>, ApiError> {
     let v = p.take(name);
     if v.as_ref().is_some_and(|v| v.len() > 1024) {
         return Err(bad(format!("{name}: longer than 1024 bytes")));
@@ -225,7 +230,7 @@ pub fn span_json(s: &StoredSpan, dict: &Dictionary) -> Value {
 }
 
 /// Runs a store call off the async threads; a store failure is a 500.
-async fn blocking<T: Send + 'static>(
+pub(crate) async fn blocking<T: Send + 'static>(
     stats: &ServerStats,
     f: impl FnOnce() -> Result<T, crate::store::StoreError> + Send + 'static,
 ) -> Result<T, ApiError> {
@@ -238,7 +243,7 @@ async fn blocking<T: Send + 'static>(
     })
 }
 
-fn counted<T>(stats: &ServerStats, r: Result<T, ApiError>) -> Result<T, ApiError> {
+pub(crate) fn counted<T>(stats: &ServerStats, r: Result<T, ApiError>) -> Result<T, ApiError> {
     ServerStats::add(&stats.api_requests, 1);
     if let Err(ApiError(StatusCode::BAD_REQUEST, _)) = &r {
         ServerStats::add(&stats.api_bad_requests, 1);
@@ -383,6 +388,111 @@ async fn services(
     counted(&st.stats, r)
 }
 
+/// Longest `window` a trace assembly may search on either side.
+pub const MAX_TRACE_WINDOW: Duration = Duration::from_secs(3600);
+
+/// `/api/v1/traces/{id}` parameters: the assembly's bounds and the format.
+pub fn trace_params(params: HashMap<String, String>) -> Result<(TraceOptions, bool), ApiError> {
+    let mut p = Params(params);
+    let mut opt = TraceOptions::default();
+    if let Some(w) = p.duration("window")? {
+        if w > MAX_TRACE_WINDOW {
+            return Err(bad(format!(
+                "window: at most {}s",
+                MAX_TRACE_WINDOW.as_secs()
+            )));
+        }
+        opt.window_us = w.as_micros() as u64;
+    }
+    if let Some(n) = p.number("max_iterations")? {
+        if n == 0 || n > 100 {
+            return Err(bad(format!("max_iterations={n}: between 1 and 100")));
+        }
+        opt.max_iterations = n as u32;
+    }
+    let otlp = match p.take("format").as_deref() {
+        None | Some("json") => false,
+        Some("otlp") => true,
+        Some(other) => return Err(bad(format!("format={other:?}: expected one of json, otlp"))),
+    };
+    p.done()?;
+    Ok((opt, otlp))
+}
+
+/// An assembled trace as JSON: each span as in `/api/v1/spans`, plus its
+/// parent's id, why that is its parent (`link`), its depth, its children's
+/// ids and its self time, in display order (depth first, children by start
+/// time).
+pub fn trace_json(t: &Trace, dict: &Dictionary) -> Value {
+    let spans: Vec<Value> = t
+        .spans
+        .iter()
+        .map(|n| {
+            let mut v = span_json(&n.span, dict);
+            if let Value::Object(m) = &mut v {
+                m.insert(
+                    "parent_id".into(),
+                    n.parent.map_or(Value::Null, |p| p.to_string().into()),
+                );
+                m.insert(
+                    "link".into(),
+                    n.link.map_or(Value::Null, |l| l.as_str().into()),
+                );
+                m.insert("depth".into(), n.depth.into());
+                m.insert(
+                    "children".into(),
+                    n.children.iter().map(|c| c.to_string()).collect(),
+                );
+                m.insert("self_time_us".into(), n.self_time_us.into());
+            }
+            v
+        })
+        .collect();
+    json!({
+        "start_span": t.start.to_string(),
+        "trace_id": crate::otlp::trace_id(t),
+        "roots": t.spans.iter().filter(|n| n.parent.is_none()).map(|n| n.span.id.to_string()).collect::<Vec<_>>(),
+        "spans": spans,
+        "iterations": t.iterations,
+        "truncated": t.truncated,
+        "dropped": t.dropped,
+        "from_us": t.from_us,
+        "to_us": t.to_us,
+    })
+}
+
+async fn trace(
+    State(st): State<ApiState>,
+    Path(id): Path<String>,
+    Query(params): Query<HashMap<String, String>>,
+) -> Result<Json<Value>, ApiError> {
+    let r = async {
+        let id: u64 = id
+            .parse()
+            .map_err(|_| bad(format!("span id {id:?}: expected a decimal integer")))?;
+        let (opt, otlp) = trace_params(params)?;
+        let store = st.store.clone();
+        let started = std::time::Instant::now();
+        let t = blocking(&st.stats, move || {
+            crate::trace::assemble(store.as_ref(), id, &opt)
+        })
+        .await?
+        .ok_or_else(|| ApiError(StatusCode::NOT_FOUND, format!("no span {id}")))?;
+        tracing::debug!(
+            "trace of {id}: {} spans in {:?}",
+            t.spans.len(),
+            started.elapsed()
+        );
+        Ok(Json(if otlp {
+            crate::otlp::export_request(&t, &st.dict)
+        } else {
+            trace_json(&t, &st.dict)
+        }))
+    }
+    .await;
+    counted(&st.stats, r)
+}
+
 async fn health(State(st): State<ApiState>) -> Json<Value> {
     Json(json!({ "status": "ok", "store": st.store.kind() }))
 }
@@ -467,6 +577,41 @@ mod tests {
     }
 
     #[test]
+    fn trace_parameters_are_checked() {
+        let p = |pairs: &[(&str, &str)]| {
+            trace_params(
+                pairs
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect(),
+            )
+            .map_err(|e| e.1)
+        };
+        let (opt, otlp) = p(&[]).unwrap();
+        assert_eq!((opt, otlp), (TraceOptions::default(), false));
+        let (opt, otlp) = p(&[
+            ("window", "5s"),
+            ("format", "otlp"),
+            ("max_iterations", "3"),
+        ])
+        .unwrap();
+        assert_eq!(
+            (opt.window_us, opt.max_iterations, otlp),
+            (5_000_000, 3, true)
+        );
+        for (bad, says) in [
+            (vec![("window", "2h")], "window"),
+            (vec![("window", "soon")], "window"),
+            (vec![("format", "xml")], "format"),
+            (vec![("max_iterations", "0")], "max_iterations"),
+            (vec![("since", "5m")], "since"),
+        ] {
+            let e = p(&bad).unwrap_err();
+            assert!(e.contains(says), "{bad:?}: {e}");
+        }
+    }
+
+    #[test]
     fn the_openapi_document_names_every_route_and_parameter() {
         let doc: Value = serde_json::from_str(OPENAPI).expect("valid JSON");
         let paths = doc["paths"].as_object().expect("paths");
@@ -475,6 +620,7 @@ mod tests {
             "/api/v1/spans",
             "/api/v1/span/{id}",
             "/api/v1/services",
+            "/api/v1/traces/{id}",
             "/api/v1/openapi.json",
             "/metrics",
         ] {

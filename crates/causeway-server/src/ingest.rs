@@ -8,6 +8,7 @@
 
 use crate::dict::Dictionary;
 use crate::metrics::ServerStats;
+use crate::red::StoredMetric;
 use crate::schema::{span_id, StoredSpan};
 use crate::store::{Store, StoreError, WriteBatch, WriteOutcome};
 use causeway_model::tags::{tag_id, TagKind};
@@ -17,6 +18,8 @@ use std::time::Instant;
 
 /// Most spans one batch may carry.
 pub const MAX_BATCH_SPANS: usize = 100_000;
+/// Most metric rows one batch may carry.
+pub const MAX_BATCH_METRIC_ROWS: usize = 100_000;
 
 #[derive(Debug, thiserror::Error)]
 pub enum IngestError {
@@ -56,6 +59,17 @@ impl Ingestor {
                 batch.spans.len()
             )));
         }
+        if batch.metrics.len() > MAX_BATCH_METRIC_ROWS {
+            return Err(invalid(format!(
+                "{} metric rows in one batch (at most {MAX_BATCH_METRIC_ROWS})",
+                batch.metrics.len()
+            )));
+        }
+        for m in &batch.metrics {
+            if let Err(why) = check_metric_row(m) {
+                return Err(invalid(why));
+            }
+        }
         let mut tags = Vec::with_capacity(batch.tags.len() + 1);
         for t in batch.tags {
             let Some(kind) = TagKind::from_code(t.kind) else {
@@ -89,12 +103,23 @@ impl Ingestor {
                 row,
             })
             .collect();
+        let metrics: Vec<StoredMetric> = batch
+            .metrics
+            .into_iter()
+            .map(|row| StoredMetric {
+                agent,
+                session,
+                seq,
+                row,
+            })
+            .collect();
         let write = WriteBatch {
             agent,
             session,
             seq,
             spans,
             tags,
+            metrics,
         };
         let started = Instant::now();
         let outcome = self.store.write(&write).inspect_err(|_| {
@@ -109,6 +134,7 @@ impl Ingestor {
             WriteOutcome::Stored(n) => {
                 ServerStats::add(&self.stats.batches, 1);
                 ServerStats::add(&self.stats.spans_stored, n as u64);
+                ServerStats::add(&self.stats.metric_rows_stored, write.metrics.len() as u64);
                 Ack {
                     seq,
                     stored: n as u32,
@@ -125,6 +151,27 @@ impl Ingestor {
             }
         })
     }
+}
+
+/// Why a metric row cannot be stored, if it cannot.
+fn check_metric_row(m: &wire::MetricRow) -> Result<(), String> {
+    use causeway_model::metric::{Granularity, RowKind};
+    let g = Granularity::from_seconds(m.granularity_s)
+        .ok_or_else(|| format!("metric row of {} s windows (1 or 60)", m.granularity_s))?;
+    if RowKind::from_code(m.kind).is_none() {
+        return Err(format!("metric row of unknown kind {}", m.kind));
+    }
+    if m.time_us % g.micros() != 0 {
+        return Err(format!(
+            "metric row at {} us: not the start of a {} window",
+            m.time_us,
+            g.as_str()
+        ));
+    }
+    if m.sketch_keys.len() != m.sketch_counts.len() {
+        return Err("metric row with sketch keys and counts of different lengths".into());
+    }
+    Ok(())
 }
 
 /// The gRPC face of an [`Ingestor`], with the shared token agents present

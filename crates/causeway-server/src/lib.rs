@@ -2,7 +2,11 @@
 //! keeps the tag dictionary apart from the rows ([`dict`], SmartEncoding),
 //! stores spans in an embedded DuckDB or in ClickHouse ([`store`], one
 //! logical schema: [`schema`]), and answers queries over HTTP ([`api`],
-//! queries expressed once in [`query`]).
+//! queries expressed once in [`query`]), and assembles distributed traces
+//! from the keys spans carry ([`trace`]), which it also exports as
+//! OpenTelemetry spans ([`otlp`]). The agents' RED metric rows are stored
+//! and queried beside the spans ([`red`]: per service, endpoint and edge,
+//! and the service map).
 //!
 //! Data flows one way: agent batches in, rows down to the store, query
 //! results out. The server holds no state a store does not hold, apart
@@ -12,7 +16,11 @@ pub mod api;
 pub mod dict;
 pub mod ingest;
 pub mod metrics;
+pub mod otlp;
 pub mod query;
+pub mod red;
+pub mod red_api;
 pub mod schema;
 pub mod server;
 pub mod store;
+pub mod trace;

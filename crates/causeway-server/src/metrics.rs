@@ -9,6 +9,7 @@ pub struct ServerStats {
     pub batches: AtomicU64,
     pub duplicate_batches: AtomicU64,
     pub spans_stored: AtomicU64,
+    pub metric_rows_stored: AtomicU64,
     pub tags_received: AtomicU64,
     /// Pushes refused: wrong token.
     pub unauthenticated: AtomicU64,
@@ -37,7 +38,7 @@ impl ServerStats {
     /// The Prometheus exposition text; `gauges` adds (name, help, value).
     pub fn render(&self, gauges: &[(&str, &str, u64)]) -> String {
         let mut out = String::new();
-        let counters: [(&str, &str, &AtomicU64); 13] = [
+        let counters: [(&str, &str, &AtomicU64); 14] = [
             (
                 "causeway_ingest_batches_total",
                 "Batches pushed by agents and stored",
@@ -52,6 +53,11 @@ impl ServerStats {
                 "causeway_ingest_spans_total",
                 "Spans stored",
                 &self.spans_stored,
+            ),
+            (
+                "causeway_ingest_metric_rows_total",
+                "Metric rows (1 s and 1 min RED figures) stored",
+                &self.metric_rows_stored,
             ),
             (
                 "causeway_ingest_tags_total",

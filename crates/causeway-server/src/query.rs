@@ -9,6 +9,7 @@
 
 use crate::schema::column_list;
 use causeway_model::{L7Protocol, ObservationPoint, ResponseStatus};
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write;
 
 /// How a store spells what differs between SQL dialects.
@@ -39,7 +40,7 @@ pub struct SpanQuery {
     pub min_duration_us: Option<u64>,
     /// A keyset page: only spans strictly older than this (start, id).
     pub before: Option<(u64, u64)>,
-    /// Spans sharing any of these keys (trace assembly, later issues).
+    /// Spans of this trace id (from trace headers).
     pub trace_id: Option<String>,
     pub limit: u32,
 }
@@ -167,6 +168,141 @@ impl ServiceQuery {
     }
 }
 
+/// Spans that share any of a set of trace keys with the spans found so
+/// far, within a time range: one step of trace assembly
+/// ([`crate::trace`]). Every key kind is an `IN` list, so one statement per
+/// step answers for all of them.
+///
+/// Syscall trace ids are numbered by each agent run on its own, so they are
+/// scoped by (agent, session); goroutine ids (pseudo-threads) by (agent,
+/// pid). TCP sequence numbers are asked for bare (an `IN` list stays an
+/// `IN` list) and may match other connections' messages: the assembly keeps
+/// only those whose ports and times fit. Zero and empty values never match
+/// (they mean "absent").
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct KeyQuery {
+    /// Start times in `[from_us, to_us)`.
+    pub from_us: u64,
+    pub to_us: u64,
+    /// Per (agent, session): syscall trace ids, request or response side.
+    pub syscall_trace_ids: BTreeMap<(u64, u64), BTreeSet<u64>>,
+    /// Per (agent, pid): goroutine ids, request or response side.
+    pub coroutine_ids: BTreeMap<(u64, u32), BTreeSet<u64>>,
+    /// X-Request-IDs, of requests or responses.
+    pub x_request_ids: BTreeSet<String>,
+    /// TCP sequence numbers of requests or responses.
+    pub tcp_seqs: BTreeSet<u32>,
+    /// UDP messages (DNS has no sequence numbers) by (client port, server
+    /// port); the assembly checks addresses, request ids and times.
+    pub udp_ports: BTreeSet<(u16, u16)>,
+    pub trace_ids: BTreeSet<String>,
+    /// Most rows returned (the earliest first).
+    pub limit: u32,
+}
+
+fn int_list<T: std::fmt::Display>(values: impl IntoIterator<Item = T>) -> String {
+    let mut out = String::new();
+    for (i, v) in values.into_iter().enumerate() {
+        if i > 0 {
+            out.push_str(", ");
+        }
+        let _ = write!(out, "{v}");
+    }
+    out
+}
+
+impl KeyQuery {
+    /// Whether no key is asked for (the query would find nothing).
+    pub fn is_empty(&self) -> bool {
+        self.condition(&NoDialect).is_none()
+    }
+
+    /// The keys' condition, `(... OR ...)`; None when there is no key.
+    pub fn condition(&self, d: &dyn Dialect) -> Option<String> {
+        let mut any: Vec<String> = Vec::new();
+        let pair = |a: &str, b: &str, list: &str| format!("{a} IN ({list}) OR {b} IN ({list})");
+        for ((agent, session), ids) in &self.syscall_trace_ids {
+            let ids: Vec<u64> = ids.iter().copied().filter(|v| *v != 0).collect();
+            if !ids.is_empty() {
+                any.push(format!(
+                    "(agent = {agent} AND session = {session} AND ({}))",
+                    pair(
+                        "syscall_trace_id_req",
+                        "syscall_trace_id_resp",
+                        &int_list(ids)
+                    )
+                ));
+            }
+        }
+        for ((agent, pid), ids) in &self.coroutine_ids {
+            let ids: Vec<u64> = ids.iter().copied().filter(|v| *v != 0).collect();
+            if !ids.is_empty() {
+                any.push(format!(
+                    "(agent = {agent} AND pid = {pid} AND ({}))",
+                    pair("coroutine_id_req", "coroutine_id_resp", &int_list(ids))
+                ));
+            }
+        }
+        let strings = |set: &BTreeSet<String>| {
+            let v: Vec<String> = set
+                .iter()
+                .filter(|s| !s.is_empty())
+                .map(|s| d.string(s))
+                .collect();
+            (!v.is_empty()).then(|| v.join(", "))
+        };
+        if let Some(list) = strings(&self.x_request_ids) {
+            any.push(pair("x_request_id", "x_request_id_resp", &list));
+        }
+        let seqs: Vec<u32> = self.tcp_seqs.iter().copied().filter(|v| *v != 0).collect();
+        if !seqs.is_empty() {
+            any.push(pair("req_tcp_seq", "resp_tcp_seq", &int_list(seqs)));
+        }
+        let udp: Vec<String> = self
+            .udp_ports
+            .iter()
+            .filter(|(s, d)| *s != 0 && *d != 0)
+            .map(|(s, d)| format!("(src_port = {s} AND dst_port = {d})"))
+            .collect();
+        if !udp.is_empty() {
+            any.push(format!(
+                "(l4_protocol = {} AND ({}))",
+                causeway_model::L4Protocol::Udp.code(),
+                udp.join(" OR ")
+            ));
+        }
+        if let Some(list) = strings(&self.trace_ids) {
+            any.push(format!("trace_id IN ({list})"));
+        }
+        (!any.is_empty()).then(|| format!("({})", any.join(" OR ")))
+    }
+
+    /// The whole statement over `table`; None when there is no key.
+    pub fn sql(&self, table: &str, d: &dyn Dialect) -> Option<String> {
+        Some(format!(
+            "SELECT {} FROM {table} WHERE start_time_us >= {} AND start_time_us < {} AND {} \
+             ORDER BY start_time_us, id LIMIT {}",
+            column_list(),
+            self.from_us,
+            self.to_us,
+            self.condition(d)?,
+            self.limit
+        ))
+    }
+}
+
+/// For [`KeyQuery::is_empty`]: the condition's shape, not its text.
+struct NoDialect;
+
+impl Dialect for NoDialect {
+    fn string(&self, _: &str) -> String {
+        String::new()
+    }
+    fn contains(&self, _: &str, _: &str) -> String {
+        String::new()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -208,5 +344,44 @@ mod tests {
              AND dst_port = 80 AND duration_us >= 7 AND (start_time_us < 8 OR (start_time_us = 8 AND id < 9))"
         );
         assert!(q.sql("spans", &Plain).ends_with("LIMIT 10"));
+    }
+
+    #[test]
+    fn key_queries_are_in_lists_scoped_where_ids_are_local() {
+        let mut q = KeyQuery {
+            from_us: 10,
+            to_us: 20,
+            limit: 5,
+            ..KeyQuery::default()
+        };
+        assert!(q.is_empty());
+        assert_eq!(q.sql("spans", &Plain), None);
+        // Absent values (0, "") are no keys.
+        q.tcp_seqs.insert(0);
+        q.x_request_ids.insert(String::new());
+        q.syscall_trace_ids.entry((1, 2)).or_default().insert(0);
+        assert!(q.is_empty());
+        q.syscall_trace_ids
+            .entry((1, 2))
+            .or_default()
+            .extend([7, 8]);
+        q.coroutine_ids.entry((1, 99)).or_default().insert(3);
+        q.x_request_ids.insert("it's".into());
+        q.tcp_seqs.extend([5, 4]);
+        q.udp_ports.extend([(5353, 53), (0, 53)]);
+        q.trace_ids.insert("abc".into());
+        assert_eq!(
+            q.sql("spans", &Plain).unwrap(),
+            format!(
+                "SELECT {} FROM spans WHERE start_time_us >= 10 AND start_time_us < 20 AND (\
+                 (agent = 1 AND session = 2 AND (syscall_trace_id_req IN (7, 8) OR syscall_trace_id_resp IN (7, 8))) \
+                 OR (agent = 1 AND pid = 99 AND (coroutine_id_req IN (3) OR coroutine_id_resp IN (3))) \
+                 OR x_request_id IN ('it''s') OR x_request_id_resp IN ('it''s') \
+                 OR req_tcp_seq IN (4, 5) OR resp_tcp_seq IN (4, 5) \
+                 OR (l4_protocol = 17 AND ((src_port = 5353 AND dst_port = 53))) \
+                 OR trace_id IN ('abc')) ORDER BY start_time_us, id LIMIT 5",
+                column_list()
+            )
+        );
     }
 }

@@ -10,6 +10,7 @@ use crate::store::clickhouse::ClickHouseStore;
 use crate::store::duckdb::DuckStore;
 use crate::store::{Store, StoreError};
 use anyhow::{Context, Result};
+use causeway_model::metric::Granularity;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -59,8 +60,11 @@ pub struct ServerConfig {
     pub ingest: Option<SocketAddr>,
     /// The token agents must present; None: any agent.
     pub token: Option<String>,
-    /// Spans older than this are dropped, a day at a time.
+    /// Spans (and 1 min metric rows) older than this are dropped, a day
+    /// at a time.
     pub retention: Duration,
+    /// 1 s metric rows older than this are dropped, a day at a time.
+    pub retention_1s: Duration,
 }
 
 pub struct Server {
@@ -98,7 +102,11 @@ impl Server {
     /// Drops the days that fell out of the retention window.
     pub fn apply_retention(&self) -> Result<usize, StoreError> {
         let cutoff = now_us().saturating_sub(self.config.retention.as_micros() as u64);
-        let n = self.state.store.drop_days_before(day_of(cutoff))?;
+        let mut n = self.state.store.drop_days_before(day_of(cutoff))?;
+        let store = &self.state.store;
+        n += store.drop_metric_days_before(Granularity::Minute, day_of(cutoff))?;
+        let cutoff_1s = now_us().saturating_sub(self.config.retention_1s.as_micros() as u64);
+        n += store.drop_metric_days_before(Granularity::Second, day_of(cutoff_1s))?;
         ServerStats::add(&self.state.stats.retention_days_dropped, n as u64);
         Ok(n)
     }

@@ -37,6 +37,7 @@ pub fn export_config(args: &ExportArgs) -> ExportConfig {
     let host = host_name();
     ExportConfig {
         agent_id: args.agent_id.clone().unwrap_or_else(|| host.clone()),
+        proc_root: Some("/proc".into()),
         host,
         buffer_spans: args.buffer_spans,
         ..ExportConfig::default()
@@ -70,5 +71,6 @@ pub fn run(args: AgentArgs) -> Result<()> {
     let stats = handle.finish(Duration::from_secs(10));
     eprintln!("causeway: {summary}");
     eprintln!("causeway: {}", export_summary(&stats));
+    eprintln!("causeway: {}", stats.metrics_summary());
     Ok(())
 }

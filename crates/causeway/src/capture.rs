@@ -90,16 +90,7 @@ impl Capture {
                     port: args.port,
                 },
                 request_timeout: args.timeout,
-                port_protocols: args
-                    .port_protocols
-                    .iter()
-                    .copied()
-                    .chain(
-                        args.protobuf_rpc
-                            .iter()
-                            .map(|(p, _)| (*p, L7Protocol::ProtobufRpc)),
-                    )
-                    .collect(),
+                port_protocols: output::port_protocols(&args.port_protocols, &args.protobuf_rpc),
                 protobuf_rpc: args.protobuf_rpc.clone(),
                 ..PipelineConfig::default()
             },

@@ -1,6 +1,7 @@
 //! `causeway`: the one binary (DESIGN.md, section 2): `up` (agent, server
 //! and embedded store in one process), `agent` and `server` for split
-//! deployments, `query` to ask a server, `watch` (the live terminal view of
+//! deployments, `query` to ask a server, `trace` for the distributed trace
+//! of a span, `watch` (the live terminal view of
 //! every request on this host) and `replay` (the same for a capture file).
 
 mod agent;
@@ -8,8 +9,10 @@ mod capture;
 use causeway_model::duration;
 mod output;
 mod query;
+mod query_red;
 mod replay;
 mod server;
+mod trace;
 mod up;
 mod watch;
 
@@ -35,8 +38,11 @@ enum Command {
     Agent(agent::AgentArgs),
     /// Take spans from agents, store them, answer the API.
     Server(server::ServerArgs),
-    /// Ask a running server: spans, a span, services.
+    /// Ask a running server: spans, a span, services, metrics, the service map.
     Query(query::QueryArgs),
+    /// The distributed trace a span belongs to, assembled by a running
+    /// server: a waterfall, JSON, or OpenTelemetry spans (OTLP JSON).
+    Trace(trace::TraceArgs),
     /// Print every request/response any process on this host handles, live.
     Watch(watch::WatchArgs),
     /// Read a pcap or pcapng capture through the same pipeline (observation point `network`).
@@ -50,6 +56,7 @@ fn main() {
         Command::Agent(args) => agent::run(args),
         Command::Server(args) => server::run(args),
         Command::Query(args) => query::run(args),
+        Command::Trace(args) => trace::run(args),
         Command::Watch(args) => watch::run(args),
         Command::Replay(args) => replay::run(args),
     };

@@ -45,6 +45,23 @@ pub fn parse_protobuf_rpc(s: &str) -> Result<(u16, causeway_agent::protobuf_rpc:
     Ok((port, config))
 }
 
+/// What the pipeline is told each port speaks: `--port-protocol` and the
+/// ports `--protobuf-rpc` names.
+pub fn port_protocols(
+    port_protocols: &[(u16, L7Protocol)],
+    protobuf_rpc: &[(u16, causeway_agent::protobuf_rpc::Config)],
+) -> Vec<(u16, L7Protocol)> {
+    port_protocols
+        .iter()
+        .copied()
+        .chain(
+            protobuf_rpc
+                .iter()
+                .map(|(p, _)| (*p, L7Protocol::ProtobufRpc)),
+        )
+        .collect()
+}
+
 /// Set by a signal, the `--duration` timer, or a closed stdout: stop reading.
 pub static STOP: AtomicBool = AtomicBool::new(false);
 

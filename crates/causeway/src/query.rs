@@ -28,6 +28,10 @@ enum What {
         #[arg(long, default_value = "15m")]
         since: String,
     },
+    /// RED metrics (1 s / 1 min rows) per service, endpoint or edge.
+    Metrics(crate::query_red::MetricsArgs),
+    /// The service map, as a table of edges.
+    Map(crate::query_red::MapArgs),
 }
 
 #[derive(Args, Debug)]
@@ -63,7 +67,7 @@ struct SpanArgs {
     limit: u32,
 }
 
-fn get(server: &str, path: &str, params: &[(&str, String)]) -> Result<Value> {
+pub(crate) fn get(server: &str, path: &str, params: &[(&str, String)]) -> Result<Value> {
     let url = format!("{}{path}", server.trim_end_matches('/'));
     let agent = ureq::Agent::new_with_config(
         ureq::Agent::config_builder()
@@ -94,7 +98,7 @@ fn get(server: &str, path: &str, params: &[(&str, String)]) -> Result<Value> {
     Ok(body)
 }
 
-fn s(v: &Value, k: &str) -> String {
+pub(crate) fn s(v: &Value, k: &str) -> String {
     match &v[k] {
         Value::String(s) => s.clone(),
         Value::Null => "-".into(),
@@ -102,7 +106,7 @@ fn s(v: &Value, k: &str) -> String {
     }
 }
 
-fn cut(mut text: String, n: usize) -> String {
+pub(crate) fn cut(mut text: String, n: usize) -> String {
     if text.chars().count() > n {
         text = text.chars().take(n - 1).collect::<String>() + "…";
     }
@@ -141,6 +145,8 @@ const SPAN_HEADER: &str = "TIME (UTC)      PROTOCOL OBS    CLIENT           SERV
 pub fn run(args: QueryArgs) -> Result<()> {
     let server = &args.server;
     match args.what {
+        What::Metrics(a) => return crate::query_red::metrics(server, args.format, a),
+        What::Map(a) => return crate::query_red::map(server, args.format, a),
         What::Spans(a) => {
             let mut params: Vec<(&str, String)> = vec![("since", a.since.clone())];
             for (k, v) in [

@@ -57,16 +57,7 @@ pub fn run(args: ReplayArgs) -> Result<()> {
                 ..EventFilter::default()
             },
             request_timeout: args.timeout,
-            port_protocols: args
-                .port_protocols
-                .iter()
-                .copied()
-                .chain(
-                    args.protobuf_rpc
-                        .iter()
-                        .map(|(p, _)| (*p, L7Protocol::ProtobufRpc)),
-                )
-                .collect(),
+            port_protocols: output::port_protocols(&args.port_protocols, &args.protobuf_rpc),
             protobuf_rpc: args.protobuf_rpc.clone(),
             observation_point: Some(ObservationPoint::Network),
             ..PipelineConfig::default()

@@ -19,9 +19,12 @@ pub struct StoreArgs {
     /// The HTTP API's address.
     #[arg(long, default_value = "127.0.0.1:8417")]
     pub listen: SocketAddr,
-    /// Spans older than this are dropped (a day at a time).
+    /// Spans and 1 min metric rows older than this are dropped (a day at a time).
     #[arg(long, value_parser = duration::parse, default_value = "7d")]
     pub retention: Duration,
+    /// 1 s metric rows older than this are dropped (a day at a time).
+    #[arg(long = "retention-1s", value_parser = duration::parse, default_value = "1d")]
+    pub retention_1s: Duration,
 }
 
 impl StoreArgs {
@@ -71,6 +74,7 @@ pub fn run(args: ServerArgs) -> Result<()> {
         ingest: Some(args.ingest_listen),
         token: args.token,
         retention: args.store.retention,
+        retention_1s: args.store.retention_1s,
     })?;
     let runtime = tokio::runtime::Runtime::new()?;
     eprintln!(

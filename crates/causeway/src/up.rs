@@ -57,6 +57,7 @@ pub fn run(args: UpArgs) -> Result<()> {
         ingest: args.ingest_listen,
         token: args.token.clone(),
         retention: args.store.retention,
+        retention_1s: args.store.retention_1s,
     })?;
     let capture = Capture::start(&args.capture)?;
     install_signal_handlers();
@@ -97,6 +98,7 @@ pub fn run(args: UpArgs) -> Result<()> {
     let served = runtime.block_on(serving);
     eprintln!("causeway: {summary}");
     eprintln!("causeway: {}", export_summary(&stats));
+    eprintln!("causeway: {}", stats.metrics_summary());
     served??;
     Ok(())
 }

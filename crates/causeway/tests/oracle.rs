@@ -11,51 +11,13 @@ use std::collections::BTreeMap;
 use std::process::{Command, Stdio};
 use support::*;
 
-/// A multiset, printed sorted when two differ.
-fn bag<T: Ord>(items: impl IntoIterator<Item = T>) -> BTreeMap<T, usize> {
-    let mut m = BTreeMap::new();
-    for i in items {
-        *m.entry(i).or_insert(0) += 1;
-    }
-    m
-}
-
-/// Live spans at `op` towards `port`, whatever the process.
-fn live<'a>(spans: &'a [Value], protocol: &str, op: &str, port: u16) -> Vec<&'a Value> {
-    let mut v: Vec<&Value> = spans
-        .iter()
-        .filter(|sp| s(sp, "protocol") == protocol && s(sp, "observation_point") == op)
-        .filter(|sp| n(sp, "dst_port") == port as u64)
-        .collect();
-    v.sort_by_key(|sp| n(sp, "start_time_us"));
-    v
-}
-
-/// Watch and capture around `drive`, then replay: (live spans, replayed
-/// spans, capture file). None when eBPF is unavailable and not required.
-fn observe(port: u16, drive: impl FnOnce()) -> Option<(Watched, Vec<Value>, std::path::PathBuf)> {
-    let watch = Watch::start(&["--port", &port.to_string()])?;
-    let tshark = Tshark::start(port);
-    drive();
-    let file = tshark.stop();
-    let w = watch.stop();
-    assert_eq!(w.lost, 0, "{}", w.stats_line);
-    let (replayed, stats) = replay(&file, port);
-    eprintln!("replay: {stats}");
-    assert!(
-        stats.contains(" 0 bytes missing"),
-        "the capture is whole: {stats}"
-    );
-    Some((w, replayed, file))
-}
-
 #[test]
 fn http_nginx_and_curl_agree_with_tshark() {
     let _g = serial();
     let srv = nginx(&[("small.txt", 100), ("big.bin", 300_000)]);
     let port = srv.port;
     let base = format!("http://127.0.0.1:{port}");
-    let Some((w, replayed, file)) = observe(port, || {
+    let Some((w, replayed, file)) = observe(port, &[], || {
         // Keep-alive: several requests per connection, a 404, a large
         // download, a POST whose body is far over the capture cap, and an
         // X-Request-ID.
@@ -143,7 +105,7 @@ fn redis_pipelined_agrees_with_tshark() {
     let _g = serial();
     let r = redis();
     let port = r.port;
-    let Some((w, replayed, file)) = observe(port, || {
+    let Some((w, replayed, file)) = observe(port, &[], || {
         run_ok(Command::new("redis-benchmark").args([
             "-p",
             &port.to_string(),
@@ -259,7 +221,7 @@ fn postgresql_agrees_with_tshark() {
             .args(conn)
             .args(["-i", "-s", "1", "-q", "postgres"]),
     );
-    let Some((w, replayed, file)) = observe(port, || {
+    let Some((w, replayed, file)) = observe(port, &[], || {
         let mut psql = Command::new("psql");
         psql.args(conn).args(["-d", "postgres", "-X", "-q"]);
         for sql in [
@@ -358,7 +320,7 @@ fn mysql_agrees_with_tshark() {
     let port = db.port;
     let p = port.to_string();
     let conn = ["-h", "127.0.0.1", "-P", p.as_str(), "-u", "root"];
-    let Some((w, replayed, file)) = observe(port, || {
+    let Some((w, replayed, file)) = observe(port, &[], || {
         let mut client = Command::new("mariadb")
             .args(conn)
             .arg("--force")
@@ -433,7 +395,7 @@ fn dns_over_udp_and_tcp_agrees_with_tshark() {
     let _g = serial();
     let srv = dnsmasq();
     let port = srv.port;
-    let Some((w, replayed, file)) = observe(port, || {
+    let Some((w, replayed, file)) = observe(port, &[], || {
         for (args, tcp) in [
             (&["www.example.test", "A"][..], false),
             (&["www.example.test", "AAAA"], false),
@@ -520,7 +482,7 @@ fn mqtt_311_and_5_agree_with_tshark() {
     let srv = mosquitto();
     let port = srv.port;
     let p = port.to_string();
-    let Some((w, replayed, file)) = observe(port, || {
+    let Some((w, replayed, file)) = observe(port, &[], || {
         // A subscriber per version, each waiting for two messages, then
         // publishers at QoS 0, 1 and 2 with both versions.
         let subs: Vec<_> = ["mqttv311", "mqttv5"]

@@ -18,36 +18,6 @@ use std::collections::BTreeMap;
 use std::process::Command;
 use support::*;
 
-/// Live spans at `op` towards `port`, whatever the process.
-fn live<'a>(spans: &'a [Value], protocol: &str, op: &str, port: u16) -> Vec<&'a Value> {
-    let mut v: Vec<&Value> = spans
-        .iter()
-        .filter(|sp| s(sp, "protocol") == protocol && s(sp, "observation_point") == op)
-        .filter(|sp| n(sp, "dst_port") == port as u64)
-        .collect();
-    v.sort_by_key(|sp| n(sp, "start_time_us"));
-    v
-}
-
-/// Watch and capture around `drive`, then replay: (live spans, replayed
-/// spans, capture file). None when eBPF is unavailable and not required.
-fn observe(port: u16, drive: impl FnOnce()) -> Option<(Watched, Vec<Value>, std::path::PathBuf)> {
-    let watch = Watch::start(&["--port", &port.to_string(), "--payload-cap", "16384"])?;
-    let tshark = Tshark::start(port);
-    drive();
-    let file = tshark.stop();
-    let w = watch.stop();
-    assert_eq!(w.lost, 0, "{}", w.stats_line);
-    eprintln!("watch: {}", w.stats_line);
-    let (replayed, stats) = replay(&file, port);
-    eprintln!("replay: {stats}");
-    assert!(
-        stats.contains(" 0 bytes missing"),
-        "the capture is whole: {stats}"
-    );
-    Some((w, replayed, file))
-}
-
 /// (method, path, status) per (client port, stream id), from our spans.
 type Facts = BTreeMap<(u64, u64), (String, String, Option<i64>, String)>;
 
@@ -76,7 +46,7 @@ fn h2c_nginx_curl_and_h2load_agree_with_tshark() {
     let _g = serial();
     let (srv, port, _tls) = nginx_h2();
     let base = format!("http://127.0.0.1:{port}");
-    let Some((w, replayed, file)) = observe(port, || {
+    let Some((w, replayed, file)) = observe(port, &["--payload-cap", "16384"], || {
         // Three connections of one stream each, one a 404 (curl 7.88 fails
         // to reuse a prior-knowledge connection for a second URL: exit 16).
         for path in ["/", "/missing", "/a.txt"] {
@@ -252,7 +222,7 @@ fn grpc_python_agrees_with_tshark() {
     let _g = serial();
     let srv = grpc_server();
     let port = srv.port;
-    let Some((w, replayed, file)) = observe(port, || {
+    let Some((w, replayed, file)) = observe(port, &["--payload-cap", "16384"], || {
         let out = Command::new("python3")
             .arg(h2_fixtures().join("grpc_client.py"))
             .arg(port.to_string())
@@ -324,7 +294,7 @@ fn h2c_upgrade_apache_agrees_with_tshark() {
     let srv = apache_h2c();
     let port = srv.port;
     let base = format!("http://127.0.0.1:{port}");
-    let Some((w, replayed, file)) = observe(port, || {
+    let Some((w, replayed, file)) = observe(port, &["--payload-cap", "16384"], || {
         for path in ["/index.html", "/nope", "/index.html"] {
             let out = Command::new("curl")
                 .args(["-s", "--http2", "-o", "/dev/null", "-w", "%{http_version}"])

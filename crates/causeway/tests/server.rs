@@ -9,7 +9,7 @@
 mod support;
 
 use causeway_server::store::clickhouse::ClickHouseStore;
-use causeway_server::store::conformance;
+use causeway_server::store::{conformance, conformance_red};
 use serde_json::Value;
 use std::collections::{BTreeMap, HashSet};
 use std::path::PathBuf;
@@ -27,19 +27,6 @@ struct Proc {
     seen: Vec<String>,
 }
 
-fn lines<R: std::io::Read + Send + 'static>(r: R) -> mpsc::Receiver<String> {
-    use std::io::BufRead;
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for l in std::io::BufReader::new(r).lines().map_while(Result::ok) {
-            if tx.send(l).is_err() {
-                break;
-            }
-        }
-    });
-    rx
-}
-
 impl Proc {
     /// Starts `causeway ARGS` and waits for a stderr line containing
     /// `ready`. None when it exits first because eBPF is unavailable and
@@ -51,7 +38,7 @@ impl Proc {
             .stderr(Stdio::piped())
             .spawn()
             .expect("spawn causeway");
-        let stderr = lines(child.stderr.take().expect("stderr"));
+        let stderr = lines_of(child.stderr.take().expect("stderr"));
         let mut seen = Vec::new();
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
@@ -513,8 +500,9 @@ fn up_on_two_clickhouse_shards_serves_what_it_captured() {
     assert_eq!(local.iter().sum::<u64>(), total);
 }
 
-/// The store suite the DuckDB store passes in its unit tests, on ClickHouse:
-/// one node, then two shards behind Distributed tables.
+/// The store suite the DuckDB store passes in its unit tests (the key
+/// queries of trace assembly too), on ClickHouse: one node, then two
+/// shards behind Distributed tables.
 #[test]
 fn clickhouse_stores_behave_as_the_embedded_one() {
     let _g = serial();
@@ -523,6 +511,7 @@ fn clickhouse_stores_behave_as_the_embedded_one() {
         let url = ch.url(db);
         conformance::run(&ClickHouseStore::open(&url).expect("open"));
         conformance::after_reopen(&ClickHouseStore::open(&url).expect("reopen"));
+        conformance::keys(&ClickHouseStore::open(&ch.url(&format!("{db}_keys"))).expect("open"));
     }
 }
 
@@ -720,4 +709,606 @@ fn thirty_seconds_without_a_server_are_buffered_then_delivered() {
         "what was acknowledged is stored"
     );
     srv.stop();
+}
+
+// --- AutoMetrics: metric rows, their API and the service map -----------------
+
+/// The metric rows' store suite the DuckDB store passes in its unit tests,
+/// on ClickHouse: one node, then two shards behind Distributed tables.
+#[test]
+fn clickhouse_metric_rows_behave_as_the_embedded_ones() {
+    let _g = serial();
+    for (nodes, db) in [(1, "metrics_one"), (2, "metrics_two")] {
+        let ch = ClickHouse::start(nodes);
+        let url = ch.url(db);
+        conformance_red::run(&ClickHouseStore::open(&url).expect("open"));
+        conformance_red::after_reopen(&ClickHouseStore::open(&url).expect("reopen"));
+    }
+}
+
+/// `binary` (on PATH) under another name: a symlink called `name` in
+/// `dir`. Its processes are then called `name` (a process's name is the
+/// file name it was started by), which keeps this test's services apart
+/// from the same programs other tests run on the host at the same time.
+fn renamed(binary: &str, name: &str, dir: &std::path::Path) -> PathBuf {
+    let real = run_ok(Command::new("sh").args(["-c", &format!("command -v {binary}")]));
+    let link = dir.join(name);
+    let _ = std::fs::remove_file(&link);
+    std::os::unix::fs::symlink(real.trim(), &link).expect("symlink");
+    link
+}
+
+/// PostgreSQL whose processes are called `name` (trust authentication).
+struct NamedPostgres {
+    port: u16,
+    dir: PathBuf,
+}
+
+impl NamedPostgres {
+    fn start(name: &str) -> NamedPostgres {
+        let port = free_port();
+        let dir = temp_dir(&format!("pg-{name}"));
+        let bin = std::path::Path::new("/usr/lib/postgresql/15/bin");
+        let exe = dir.join(name);
+        std::os::unix::fs::symlink(bin.join("postgres"), &exe).expect("symlink");
+        run_ok(
+            Command::new("chown")
+                .args(["-R", "postgres:postgres"])
+                .arg(&dir),
+        );
+        let data = dir.join("data");
+        let as_pg = |args: String| {
+            let mut c = Command::new("su");
+            c.args(["postgres", "-s", "/bin/sh", "-c", &args]);
+            c
+        };
+        run_ok(&mut as_pg(format!(
+            "{} -D {} -A trust -U postgres >/dev/null",
+            bin.join("initdb").display(),
+            data.display()
+        )));
+        run_ok(&mut as_pg(format!(
+            "{} -D {} -p {} -w -l {}/log -o '-p {port} -k {} -c listen_addresses=127.0.0.1' start >/dev/null",
+            bin.join("pg_ctl").display(),
+            data.display(),
+            exe.display(),
+            dir.display(),
+            dir.display()
+        )));
+        wait_for_port(port);
+        NamedPostgres { port, dir }
+    }
+}
+
+impl Drop for NamedPostgres {
+    fn drop(&mut self) {
+        let _ = Command::new("su")
+            .args(["postgres", "-s", "/bin/sh", "-c"])
+            .arg(format!(
+                "/usr/lib/postgresql/15/bin/pg_ctl -D {}/data -m immediate stop",
+                self.dir.display()
+            ))
+            .output();
+    }
+}
+
+/// The metric tests' application (`fixtures/metrics/app.py serve`), its
+/// threads called `name`; with Redis and PostgreSQL behind `/order/<n>`.
+fn metrics_app(name: &str, backends: Option<(u16, u16)>) -> Server {
+    let port = free_port();
+    let mut cmd = Command::new("python3");
+    cmd.arg(fixtures().join("metrics/app.py"))
+        .args(["serve", name, &port.to_string()]);
+    if let Some((redis, pg)) = backends {
+        cmd.args([redis.to_string(), pg.to_string()]);
+    }
+    spawn_server(&mut cmd, port)
+}
+
+/// A name prefix no other test on this host uses now (process names are
+/// at most 15 bytes: `m1234-nginx`).
+fn unique_prefix() -> String {
+    format!("m{:04}", free_port() % 10_000)
+}
+
+/// The exporter's closing line about metric rows: (made, acknowledged,
+/// dropped, refused, held).
+fn metric_export_line(stderr: &[String]) -> (u64, u64, u64, u64, u64) {
+    let l = stderr
+        .iter()
+        .find(|l| l.contains("metric rows exported"))
+        .unwrap_or_else(|| panic!("no metric export summary in {stderr:#?}"));
+    (
+        number_before(l, " metric rows exported"),
+        number_before(l, " acknowledged"),
+        number_before(l, " dropped"),
+        number_before(l, " refused"),
+        number_before(l, " held"),
+    )
+}
+
+/// `/api/v1/metrics` as a map from each series' group (its values joined
+/// by `|`) to its values.
+fn metric_series(port: u16, params: &[(&str, &str)]) -> BTreeMap<String, Value> {
+    let p: Vec<(&str, String)> = params.iter().map(|(k, v)| (*k, v.to_string())).collect();
+    let (code, v) = api(port, "/api/v1/metrics", &p);
+    assert_eq!(code, 200, "{v}");
+    v["series"]
+        .as_array()
+        .expect("series")
+        .iter()
+        .map(|s| {
+            let group = s["group"]
+                .as_object()
+                .map(|g| {
+                    g.values()
+                        .map(|x| x.as_str().unwrap_or_default().to_owned())
+                        .collect::<Vec<_>>()
+                        .join("|")
+                })
+                .unwrap_or_default();
+            (group, s["values"].clone())
+        })
+        .collect()
+}
+
+/// The RED figures a test names, from a series' values.
+fn red(v: &Value) -> [u64; 5] {
+    [
+        "requests",
+        "responses",
+        "client_errors",
+        "server_errors",
+        "timeouts",
+    ]
+    .map(|k| v[k].as_u64().unwrap_or_else(|| panic!("{k} in {v}")))
+}
+
+const ALL_METRICS: &str = "requests,responses,client_errors,server_errors,errors,timeouts,\
+    latency_sum_us,latency_count,latency_avg_us,latency_max_us,latency_p50_us,latency_p90_us,\
+    latency_p95_us,latency_p99_us,request_bytes,response_bytes";
+
+/// The known load against `store`: 1000 GETs from one client process to
+/// the application, 37 answered 500 (19 to /items/{id}, 18 to
+/// /users/{id}/cart), and 3 never answered; then the figures per endpoint
+/// at 1 s (while `causeway up` runs) and at 1 min (after it stopped, from
+/// `causeway server` on the same store) must be exactly those, at both
+/// ends, and their latency and bytes exactly what the spans add up to.
+fn red_of_a_known_load_is_exact(store: &[String]) {
+    let prefix = unique_prefix();
+    let (app_name, load_name) = (format!("{prefix}-app"), format!("{prefix}-load"));
+    let api_port = free_port();
+    let mut args = strings(&[
+        "up",
+        "--listen",
+        &format!("127.0.0.1:{api_port}"),
+        "--timeout",
+        "2s",
+    ]);
+    args.extend_from_slice(store);
+    let Some(up) = Proc::start(&args, "Ctrl-C to stop") else {
+        return;
+    };
+    let app = metrics_app(&app_name, None);
+    let out = run_ok(
+        Command::new("python3")
+            .arg(fixtures().join("metrics/app.py"))
+            .args(["load", &load_name, &app.port.to_string()]),
+    );
+    let got: Value = serde_json::from_str(out.trim()).expect("the load's JSON");
+    assert_eq!(
+        got["status"],
+        serde_json::json!({"200": 963, "500": 37, "hang": 3}),
+        "what the client saw"
+    );
+    let want: BTreeMap<String, [u64; 5]> = BTreeMap::from([
+        ("/items/{id}".to_string(), [500, 500, 0, 19, 0]),
+        ("/users/{id}/cart".to_string(), [500, 500, 0, 18, 0]),
+        ("/hang/{id}".to_string(), [3, 0, 0, 0, 3]),
+    ]);
+    let per_endpoint = |port: u16, side: &str, name: &str, g: &str| {
+        metric_series(
+            port,
+            &[
+                ("metric", ALL_METRICS),
+                ("group_by", "endpoint"),
+                ("service", name),
+                ("observation_point", side),
+                ("granularity", g),
+                ("since", "10m"),
+            ],
+        )
+    };
+    let as_red = |m: &BTreeMap<String, Value>| -> BTreeMap<String, [u64; 5]> {
+        m.iter().map(|(k, v)| (k.clone(), red(v))).collect()
+    };
+    // 1 s rows, while it runs: both ends, within seconds.
+    let mut at_1s = BTreeMap::new();
+    let took = wait_until(
+        "the 1 s rows of every request",
+        Duration::from_secs(30),
+        || {
+            at_1s = per_endpoint(api_port, "server", &app_name, "1s");
+            as_red(&at_1s) == want
+                && as_red(&per_endpoint(api_port, "client", &load_name, "1s")) == want
+        },
+    );
+    eprintln!("1 s figures complete {took:?} after the load");
+    // Latency and bytes are what the spans of each endpoint add up to.
+    let spans = all_spans(
+        api_port,
+        &[
+            ("since", "10m".into()),
+            ("port", app.port.to_string()),
+            ("observation_point", "server".into()),
+        ],
+    );
+    assert_eq!(spans.len(), 1003);
+    for (endpoint, values) in &at_1s {
+        let mine: Vec<&Value> = spans
+            .iter()
+            .filter(|s| s["endpoint"] == *endpoint)
+            .collect();
+        let answered: Vec<u64> = mine
+            .iter()
+            .filter(|s| s["response_status"] != "timeout")
+            .map(|s| s["duration_us"].as_u64().expect("duration"))
+            .collect();
+        let total = |k: &str| mine.iter().map(|s| s[k].as_u64().unwrap_or(0)).sum::<u64>();
+        assert_eq!(
+            values["request_bytes"].as_u64(),
+            Some(total("request_length")),
+            "{endpoint}"
+        );
+        assert_eq!(
+            values["response_bytes"].as_u64(),
+            Some(total("response_length")),
+            "{endpoint}"
+        );
+        assert_eq!(
+            values["latency_count"].as_u64(),
+            Some(answered.len() as u64)
+        );
+        assert_eq!(
+            values["latency_sum_us"].as_u64(),
+            Some(answered.iter().sum::<u64>())
+        );
+        assert_eq!(
+            values["latency_max_us"].as_u64(),
+            answered.iter().max().copied()
+        );
+        let mut sorted = answered.clone();
+        sorted.sort_unstable();
+        for (q, k) in [
+            (0.5, "latency_p50_us"),
+            (0.9, "latency_p90_us"),
+            (0.99, "latency_p99_us"),
+        ] {
+            match sorted.get((q * (sorted.len().max(1) - 1) as f64) as usize) {
+                None => assert!(values[k].is_null(), "{endpoint} {k}"),
+                Some(truth) => {
+                    let est = values[k].as_u64().expect(k) as f64;
+                    let truth = *truth as f64;
+                    assert!(
+                        (est - truth).abs() <= 0.02 * truth + 1.0,
+                        "{endpoint} {k}: {est} vs {truth}"
+                    );
+                }
+            }
+        }
+    }
+    // The edge: counted at the client, once.
+    let edge = metric_series(
+        api_port,
+        &[
+            ("metric", "requests,server_errors,timeouts"),
+            ("group_by", "client_service,server_service"),
+            ("server_service", &app_name),
+            ("granularity", "1s"),
+            ("since", "10m"),
+        ],
+    );
+    assert_eq!(edge.len(), 1, "{edge:?}");
+    let e = &edge[&format!("{load_name}|{app_name}")];
+    assert_eq!(
+        (
+            e["requests"].as_u64(),
+            e["server_errors"].as_u64(),
+            e["timeouts"].as_u64()
+        ),
+        (Some(1003), Some(37), Some(3))
+    );
+    // Per second: the points add up to the total.
+    let (code, stepped) = api(
+        api_port,
+        "/api/v1/metrics",
+        &[
+            ("metric", "requests".into()),
+            ("service", app_name.clone()),
+            ("step", "1s".into()),
+            ("since", "10m".into()),
+        ],
+    );
+    assert_eq!(code, 200, "{stepped}");
+    let points = stepped["series"][0]["points"].as_array().expect("points");
+    assert_eq!(
+        points
+            .iter()
+            .map(|p| p["requests"].as_u64().unwrap_or(0))
+            .sum::<u64>(),
+        1003
+    );
+    assert!(points
+        .iter()
+        .all(|p| p["time_us"].as_u64().unwrap_or(1) % 1_000_000 == 0));
+
+    // Stopped: every open window is sent; then the 1 min rows, from a
+    // server on the same store, say the same, quantiles and all.
+    let stderr = up.stop();
+    let (made, acked, dropped, refused, held) = metric_export_line(&stderr);
+    assert_eq!((dropped, refused, held), (0, 0, 0), "{stderr:#?}");
+    assert_eq!(made, acked);
+    let api2 = free_port();
+    let mut args = strings(&[
+        "server",
+        "--listen",
+        &format!("127.0.0.1:{api2}"),
+        "--ingest-listen",
+        &format!("127.0.0.1:{}", free_port()),
+    ]);
+    args.extend_from_slice(store);
+    let srv = Proc::start(&args, "server on").expect("causeway server");
+    for (side, name) in [("server", &app_name), ("client", &load_name)] {
+        let s1 = per_endpoint(api2, side, name, "1s");
+        let m1 = per_endpoint(api2, side, name, "1m");
+        assert_eq!(as_red(&m1), want, "{side} at 1 min");
+        assert_eq!(m1, s1, "{side}: 1 min and 1 s rows agree on every figure");
+    }
+    assert_eq!(per_endpoint(api2, "server", &app_name, "1s"), at_1s);
+    // The CLI over the same API.
+    let out = run_ok(Command::new(env!("CARGO_BIN_EXE_causeway")).args([
+        "query",
+        "metrics",
+        "--server",
+        &format!("http://127.0.0.1:{api2}"),
+        "--since",
+        "10m",
+        "--service",
+        &app_name,
+        "--group-by",
+        "endpoint",
+        "--metric",
+        "requests,server_errors,p99",
+        "--granularity",
+        "1m",
+        "--format",
+        "json",
+    ]));
+    let lines: Vec<Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("JSON line"))
+        .collect();
+    assert_eq!(lines.len(), 3, "{out}");
+    let items = lines
+        .iter()
+        .find(|l| l["group"]["endpoint"] == "/items/{id}")
+        .expect("/items/{id}");
+    assert_eq!(items["values"]["requests"], 500);
+    assert_eq!(items["values"]["server_errors"], 19);
+    let table = run_ok(Command::new(env!("CARGO_BIN_EXE_causeway")).args([
+        "query",
+        "metrics",
+        "--server",
+        &format!("http://127.0.0.1:{api2}"),
+        "--since",
+        "10m",
+        "--service",
+        &app_name,
+        "--group-by",
+        "endpoint",
+    ]));
+    assert!(
+        table
+            .lines()
+            .any(|l| l.starts_with("/users/{id}/cart") && l.contains(" 500 ")),
+        "{table}"
+    );
+    srv.stop();
+}
+
+#[test]
+fn red_metrics_of_a_known_load_are_exact_on_duckdb() {
+    let _g = serial();
+    let data = temp_dir("red-duckdb");
+    red_of_a_known_load_is_exact(&strings(&["--data", &data.display().to_string()]));
+}
+
+#[test]
+fn red_metrics_of_a_known_load_are_exact_on_clickhouse() {
+    let _g = serial();
+    let ch = ClickHouse::start(1);
+    red_of_a_known_load_is_exact(&strings(&["--store", &ch.url("red")]));
+}
+
+/// A chain of services, each under a name of its own: curl → nginx
+/// (reverse proxy) → a Python application → Redis and PostgreSQL. The
+/// service map shows exactly its four edges, each counted once (at the
+/// client end), with every request, and the services with what they
+/// served and called.
+#[test]
+fn the_service_map_of_a_chain_shows_exactly_its_edges() {
+    let _g = serial();
+    let p = unique_prefix();
+    let names = ["curl", "nginx", "app", "redis", "pg"].map(|n| format!("{p}-{n}"));
+    let [curl, nginx, app, redis, pg] = &names;
+    let bin = temp_dir(&format!("chain-{p}"));
+    let data = temp_dir(&format!("chain-data-{p}"));
+    let api_port = free_port();
+    let Some(up) = Proc::start(
+        &strings(&[
+            "up",
+            "--data",
+            &data.display().to_string(),
+            "--listen",
+            &format!("127.0.0.1:{api_port}"),
+        ]),
+        "Ctrl-C to stop",
+    ) else {
+        return;
+    };
+    let db = NamedPostgres::start(pg);
+    let cache_port = free_port();
+    let _cache = spawn_server(
+        Command::new(renamed("redis-server", redis, &bin))
+            .args(["--bind", "127.0.0.1", "--port", &cache_port.to_string()])
+            .args(["--save", "", "--appendonly", "no"]),
+        cache_port,
+    );
+    // The application opens its Redis and PostgreSQL connections now, with
+    // Causeway watching: its PostgreSQL startup is a request too.
+    let backend = metrics_app(app, Some((cache_port, db.port)));
+    let proxy_port = free_port();
+    let conf_dir = temp_dir(&format!("chain-nginx-{p}"));
+    let conf = conf_dir.join("nginx.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "daemon off;\nworker_processes 1;\nerror_log {d}/error.log;\npid {d}/nginx.pid;\n\
+             events {{ worker_connections 64; }}\n\
+             http {{\n  access_log off;\n  client_body_temp_path {d}/body;\n  proxy_temp_path {d}/proxy;\n\
+               fastcgi_temp_path {d}/fcgi;\n  uwsgi_temp_path {d}/uwsgi;\n  scgi_temp_path {d}/scgi;\n\
+               server {{\n    listen 127.0.0.1:{proxy_port};\n\
+                 location / {{ proxy_pass http://127.0.0.1:{}; }}\n  }}\n}}\n",
+            backend.port,
+            d = conf_dir.display(),
+        ),
+    )
+    .expect("nginx.conf");
+    let _proxy = spawn_server(
+        Command::new(renamed("nginx", nginx, &bin))
+            .arg("-c")
+            .arg(&conf)
+            .args(["-g", "user root;"]),
+        proxy_port,
+    );
+    // 50 orders through the chain, on one connection (curl's URL glob).
+    let codes = run_ok(
+        Command::new(renamed("curl", curl, &bin))
+            .args(["-s", "-o", "/dev/null", "-w", "%{http_code}\\n"])
+            .arg(format!("http://127.0.0.1:{proxy_port}/order/[1-50]")),
+    );
+    assert_eq!(codes.lines().filter(|c| *c == "200").count(), 50, "{codes}");
+
+    let want: BTreeMap<(String, String, String), u64> = BTreeMap::from([
+        ((curl.clone(), nginx.clone(), "http".into()), 50),
+        ((nginx.clone(), app.clone(), "http".into()), 50),
+        ((app.clone(), redis.clone(), "redis".into()), 50),
+        // 50 queries and the connection's startup.
+        ((app.clone(), pg.clone(), "postgresql".into()), 51),
+    ]);
+    let mine = |v: &Value| names.iter().any(|n| v == n.as_str());
+    let mut map = Value::Null;
+    let edges_of = |map: &Value| -> BTreeMap<(String, String, String), u64> {
+        map["edges"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|e| mine(&e["client"]) || mine(&e["server"]))
+            .map(|e| {
+                (
+                    (
+                        e["client"].as_str().unwrap_or_default().to_owned(),
+                        e["server"].as_str().unwrap_or_default().to_owned(),
+                        e["protocol"].as_str().unwrap_or_default().to_owned(),
+                    ),
+                    e["requests"].as_u64().unwrap_or(0),
+                )
+            })
+            .collect()
+    };
+    let took = wait_until("the chain's edges", Duration::from_secs(30), || {
+        map = api(api_port, "/api/v1/service-map", &[("since", "10m".into())]).1;
+        edges_of(&map) == want
+    });
+    eprintln!("service map complete {took:?} after the load");
+    for e in map["edges"].as_array().expect("edges") {
+        if mine(&e["client"]) || mine(&e["server"]) {
+            assert_eq!(e["observation_point"], "client", "{e}");
+            assert_eq!(e["responses"], e["requests"], "{e}");
+            assert_eq!(
+                (&e["client_errors"], &e["server_errors"], &e["timeouts"]),
+                (&Value::from(0), &Value::from(0), &Value::from(0)),
+                "{e}"
+            );
+            assert!(e["latency_p50_us"].as_u64() > Some(0), "{e}");
+            assert!(e["latency_p99_us"].as_u64() <= e["latency_max_us"].as_u64());
+            assert!(
+                e["request_bytes"].as_u64() > Some(0) && e["response_bytes"].as_u64() > Some(0)
+            );
+        }
+    }
+    // Nodes: what each served (its server side) and called (its client side).
+    let node = |name: &str| {
+        map["nodes"]
+            .as_array()
+            .expect("nodes")
+            .iter()
+            .find(|n| n["service"] == name)
+            .unwrap_or_else(|| panic!("{name} in {map:#}"))
+            .clone()
+    };
+    let figure = |name: &str, side: &str| node(name)[side]["requests"].as_u64();
+    assert_eq!(
+        (figure(curl, "served"), figure(curl, "called")),
+        (None, Some(50))
+    );
+    assert_eq!(
+        (figure(nginx, "served"), figure(nginx, "called")),
+        (Some(50), Some(50))
+    );
+    assert_eq!(
+        (figure(app, "served"), figure(app, "called")),
+        (Some(50), Some(101))
+    );
+    assert_eq!(
+        (figure(redis, "served"), figure(redis, "called")),
+        (Some(50), None)
+    );
+    assert_eq!(
+        (figure(pg, "served"), figure(pg, "called")),
+        (Some(51), None)
+    );
+    // Narrowed to one service: its edges only.
+    let (_, around_app) = api(
+        api_port,
+        "/api/v1/service-map",
+        &[("since", "10m".into()), ("service", app.clone())],
+    );
+    assert_eq!(edges_of(&around_app).len(), 3, "{around_app:#}");
+    // The table of edges.
+    let table = run_ok(Command::new(env!("CARGO_BIN_EXE_causeway")).args([
+        "query",
+        "map",
+        "--server",
+        &format!("http://127.0.0.1:{api_port}"),
+        "--since",
+        "10m",
+    ]));
+    for ((client, server, protocol), n) in &want {
+        assert!(
+            table.lines().any(|l| {
+                let f: Vec<&str> = l.split_whitespace().collect();
+                f.len() > 4
+                    && f[0] == client
+                    && f[1] == server
+                    && f[2] == protocol
+                    && f[3] == "client"
+                    && f[4] == n.to_string()
+            }),
+            "{client} -> {server} ({protocol}) {n} in\n{table}"
+        );
+    }
+    let stderr = up.stop();
+    let (_, _, dropped, refused, _) = metric_export_line(&stderr);
+    assert_eq!((dropped, refused), (0, 0));
 }

@@ -136,11 +136,13 @@ impl Transport for FakeServer {
 fn config(batch: usize, buffer: usize) -> ExportConfig {
     ExportConfig {
         agent_id: "a1".into(),
+        proc_root: None,
         host: "h1".into(),
         batch_spans: batch,
         buffer_spans: buffer,
         retry_min: Duration::from_millis(5),
         retry_max: Duration::from_millis(20),
+        ..ExportConfig::default()
     }
 }
 
@@ -238,7 +240,91 @@ fn a_lost_acknowledgement_is_a_resend_not_a_duplicate() {
     let stats = handle.finish(Duration::from_secs(5));
     assert_eq!(stats.spans_acked.load(Relaxed), 10);
     assert_eq!(stats.batches_duplicate.load(Relaxed), 1);
-    assert_eq!(server.stored.lock().unwrap().len(), 1);
+    let stored = server.stored.lock().unwrap();
+    assert_eq!(stored.iter().filter(|b| !b.spans.is_empty()).count(), 1);
+    // The metric rows of the stop, once: a node and an edge row per window.
+    let rows: Vec<&MetricRow> = stored.iter().flat_map(|b| &b.metrics).collect();
+    assert_eq!(rows.len(), 4, "{rows:?}");
+    assert_eq!(stats.metric_rows_acked.load(Relaxed), 4);
+}
+
+#[test]
+fn metric_rows_go_once_with_the_batches_and_outlive_dropped_spans() {
+    let server = FakeServer::default();
+    server.down.store(true, Relaxed);
+    let (mut sink, handle) = start(config(100, 150), Box::new(server.clone()));
+    // 500 requests seen at both ends while the server is down: the sender
+    // holds 150 spans at most, but every metric row.
+    for i in 0..500 {
+        sink.on_span(span(
+            i,
+            ObservationPoint::Client,
+            Some((200, "redis-server")),
+        ));
+        let mut s = span(i, ObservationPoint::Server, Some((100, "redis-cli")));
+        s.pid = 200;
+        s.comm = "redis-server".into();
+        s.response_status = if i % 50 == 0 {
+            ResponseStatus::ServerError
+        } else {
+            ResponseStatus::Ok
+        };
+        sink.on_span(s);
+        if i % 50 == 49 {
+            sink.flush();
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    }
+    let stats = handle.stats.clone();
+    wait_until("the sender holds its bound", || {
+        stats.spans_held.load(Relaxed) == 100
+    });
+    server.lose_acks.store(2, Relaxed);
+    server.down.store(false, Relaxed);
+    drop(sink);
+    let stats = handle.finish(Duration::from_secs(5));
+    assert!(
+        stats.spans_dropped.load(Relaxed) >= 900,
+        "{}",
+        stats.summary()
+    );
+    let made = stats.metric_rows_in.load(Relaxed);
+    assert!(made > 0);
+    assert_eq!(
+        (
+            stats.metric_rows_acked.load(Relaxed),
+            stats.metric_rows_dropped.load(Relaxed)
+        ),
+        (made, 0),
+        "{}",
+        stats.metrics_summary()
+    );
+    let stored = server.stored.lock().unwrap();
+    let rows: Vec<&MetricRow> = stored.iter().flat_map(|b| &b.metrics).collect();
+    assert_eq!(rows.len() as u64, made, "stored once, resends and all");
+    let server_id = tag_id(TagKind::Service, "redis-server");
+    let endpoint = tag_id(TagKind::Endpoint, "GET");
+    for g in [1, 60] {
+        let sum = |op: ObservationPoint, f: fn(&MetricRow) -> u64| -> u64 {
+            rows.iter()
+                .filter(|r| r.granularity_s == g && r.kind == 1)
+                .filter(|r| r.observation_point == op.code())
+                .map(|r| f(r))
+                .sum()
+        };
+        assert_eq!(sum(ObservationPoint::Server, |r| r.requests), 500);
+        assert_eq!(sum(ObservationPoint::Server, |r| r.server_errors), 10);
+        assert_eq!(sum(ObservationPoint::Client, |r| r.requests), 500);
+        assert!(rows
+            .iter()
+            .filter(|r| r.granularity_s == g && r.kind == 1 && r.observation_point == 1)
+            .all(|r| r.service_1 == server_id && r.endpoint == endpoint && r.service_0 == 0));
+    }
+    // The endpoint's name travelled as a tag.
+    assert!(stored
+        .iter()
+        .flat_map(|b| &b.tags)
+        .any(|t| t.kind == TagKind::Endpoint.code() && t.id == endpoint && t.value == "GET"));
 }
 
 #[test]
@@ -263,4 +349,22 @@ fn a_refused_batch_is_counted_and_its_tags_go_on() {
         stored[0].tags.iter().any(|t| t.value == "h1"),
         "the host's name went on"
     );
+}
+
+#[test]
+fn processes_are_named_by_their_main_thread() {
+    // A /proc with process 100 named `python3` (its thread that did the
+    // I/O is `event_engine`) and process 200 gone.
+    let root = std::env::temp_dir().join(format!("causeway-proc-{}", std::process::id()));
+    std::fs::create_dir_all(root.join("100")).unwrap();
+    std::fs::write(root.join("100/comm"), "python3\n").unwrap();
+    let mut e = Encoder::new("h1").with_process_names(ProcessNames::new(&root));
+    let mut s = span(0, ObservationPoint::Client, Some((200, "redis-server")));
+    s.comm = "event_engine".into();
+    let r = e.encode(s);
+    assert_eq!(r.process_0, tag_id(TagKind::Process, "python3"));
+    assert_eq!(r.service_0, tag_id(TagKind::Service, "python3"));
+    // Unreadable: the thread's name stands.
+    assert_eq!(r.process_1, tag_id(TagKind::Process, "redis-server"));
+    let _ = std::fs::remove_dir_all(&root);
 }

@@ -755,3 +755,127 @@ fn kafka_produce_without_acks_is_unpaired() {
     assert_eq!(f.p.stats().unpaired_messages, 1);
     assert_eq!(f.p.stats().timeouts, 0);
 }
+
+/// The chunks of a `.rec` recording of causeway-l7's fixtures:
+/// (`C` client to server or `S`, bytes).
+fn rpc_recording(path: &str) -> Vec<(u8, Vec<u8>)> {
+    let p = format!(
+        "{}/../causeway-l7/tests/fixtures/{path}",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let all = std::fs::read(&p).unwrap_or_else(|e| panic!("{p}: {e}"));
+    let mut b = &all[..];
+    let mut out = Vec::new();
+    while !b.is_empty() {
+        let n = u32::from_be_bytes([b[2], b[3], b[4], b[5]]) as usize;
+        out.push((b[0], b[6..6 + n].to_vec()));
+        b = &b[6 + n..];
+    }
+    out
+}
+
+/// Feeds a recording as the server process sees it, each chunk one
+/// syscall captured up to 1024 bytes.
+fn serve_recording(f: &mut Feed, path: &str) {
+    for (dir, bytes) in rpc_recording(path) {
+        let d = if dir == b'C' {
+            Direction::Ingress
+        } else {
+            Direction::Egress
+        };
+        f.server(d, bytes.len(), &bytes[..bytes.len().min(1024)]);
+    }
+}
+
+#[test]
+fn dubbo_and_bolt_answers_out_of_order_pair_by_request_id() {
+    for (path, protocol) in [
+        ("dubbo/concurrent.rec", L7Protocol::Dubbo),
+        ("sofarpc/concurrent.rec", L7Protocol::SofaRpc),
+        ("sofarpc/v2_concurrent.rec", L7Protocol::SofaRpc),
+    ] {
+        let mut f = Feed::new();
+        serve_recording(&mut f, path);
+        // Answered 3, 2, 1: spans come out in that order, each with its own.
+        let ids: Vec<_> = f.spans.iter().map(|s| s.request_id).collect();
+        assert_eq!(ids, [Some(3), Some(2), Some(1)], "{path}");
+        for s in &f.spans {
+            assert_eq!(s.protocol, protocol);
+            assert_eq!(s.request_type, "sleep");
+            assert_eq!(s.request_resource, "com.causeway.demo.EchoService:1.0");
+            assert_eq!(s.endpoint, "com.causeway.demo.EchoService:1.0/sleep");
+            assert_eq!(s.response_status, ResponseStatus::Ok);
+            assert!(s.request_length > 0 && s.response_length > 0);
+        }
+        assert_eq!(f.p.stats().parse_errors, 0, "{path}");
+    }
+}
+
+#[test]
+fn dubbo_and_bolt_big_messages_heartbeats_errors_and_traces() {
+    let cases = [
+        ("dubbo/big.rec", "echo", Some(20), ""),
+        ("sofarpc/big.rec", "echo", Some(0), ""),
+        ("dubbo/heartbeat.rec", "heartbeat", Some(20), ""),
+        ("sofarpc/v2_heartbeat.rec", "heartbeat", Some(0), ""),
+        ("dubbo/fail.rec", "fail", Some(80), "please fail"),
+        (
+            "sofarpc/fail.rec",
+            "fail",
+            Some(2),
+            "com.alipay.remoting.rpc.exception.RpcServerException: Error: please fail",
+        ),
+    ];
+    for (path, method, code, exception) in cases {
+        let mut f = Feed::new();
+        serve_recording(&mut f, path);
+        assert_eq!(f.spans.len(), 1, "{path}");
+        let s = &f.spans[0];
+        let recorded = rpc_recording(path);
+        let sent = |d| -> u64 {
+            recorded
+                .iter()
+                .filter(|(dir, _)| *dir == d)
+                .map(|(_, b)| b.len() as u64)
+                .sum()
+        };
+        assert_eq!(s.request_type, method, "{path}");
+        assert_eq!(s.response_code, code, "{path}");
+        assert_eq!(s.exception, exception, "{path}");
+        assert_eq!(s.request_length, sent(b'C'), "{path}");
+        assert_eq!(s.response_length, sent(b'S'), "{path}");
+    }
+    let mut f = Feed::new();
+    serve_recording(&mut f, "sofarpc/sofa_traced.rec");
+    assert_eq!(f.spans[0].trace_id, "0a0fe8ec1526806853032100185011");
+    assert_eq!(f.spans[0].span_id, "0.1");
+    let mut f = Feed::new();
+    serve_recording(&mut f, "dubbo/traced.rec");
+    assert_eq!(f.spans[0].trace_id, "4bf92f3577b34da6a3ce929d0e0e4736");
+}
+
+#[test]
+fn a_request_timing_out_after_its_client_left_still_names_the_client() {
+    let mut f = Feed::with(PipelineConfig {
+        request_timeout: Duration::from_secs(2),
+        ..PipelineConfig::default()
+    });
+    // The client asks, the server reads, the client gives up and closes.
+    f.client(Direction::Egress, GET.len(), GET);
+    f.server(Direction::Ingress, GET.len(), GET);
+    f.close(2);
+    assert_eq!(f.spans.len(), 1, "the client's side ends at its close");
+    assert_eq!(f.spans[0].observation_point, ObservationPoint::Client);
+    f.tick_after(Duration::from_secs(4));
+    assert_eq!(f.spans.len(), 2);
+    let server = &f.spans[1];
+    assert_eq!(
+        (server.observation_point, server.response_status),
+        (ObservationPoint::Server, ResponseStatus::Timeout)
+    );
+    assert_eq!((server.peer_pid, server.peer_comm.as_str()), (10, "srv"));
+    // A pairing window later, the closed socket is forgotten.
+    f.tick_after(Duration::from_secs(10));
+    assert!(f.p.core.closed_endpoints.is_empty());
+    assert!(f.p.core.closed_order.is_empty());
+}

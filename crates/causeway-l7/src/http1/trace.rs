@@ -97,7 +97,11 @@ impl<'a> TraceHeader<'a> {
 }
 
 /// Raw trace header values as found, first occurrence of each.
-#[derive(Default)]
+///
+/// Also what other protocols fill from header-like name/value pairs (RPC
+/// attachments), with [`Candidates::offer`], to pick a context the way
+/// HTTP does.
+#[derive(Default, Debug, Clone)]
 pub(crate) struct Candidates<'a> {
     pub(crate) traceparent: Option<&'a str>,
     pub(crate) b3: Option<&'a str>,
@@ -109,6 +113,32 @@ pub(crate) struct Candidates<'a> {
 }
 
 impl<'a> Candidates<'a> {
+    /// Notes a name/value pair if the name (any ASCII case) is one of the
+    /// trace headers; the first value of each name stands. Returns whether
+    /// the name was one.
+    pub(crate) fn offer(&mut self, name: &str, value: &'a str) -> bool {
+        let is = |want: &str| name.eq_ignore_ascii_case(want);
+        let slot = if is("traceparent") {
+            &mut self.traceparent
+        } else if is("b3") {
+            &mut self.b3
+        } else if is("x-b3-traceid") {
+            &mut self.b3_trace
+        } else if is("x-b3-spanid") {
+            &mut self.b3_span
+        } else if is("x-b3-parentspanid") {
+            &mut self.b3_parent
+        } else if is("uber-trace-id") {
+            &mut self.uber
+        } else if is("sw8") {
+            &mut self.sw8
+        } else {
+            return false;
+        };
+        slot.get_or_insert(value);
+        true
+    }
+
     /// Picks the first valid header in precedence order.
     pub(crate) fn select(&self) -> TraceHeader<'a> {
         if let Some(v) = self.traceparent.filter(|v| valid_traceparent(v)) {

@@ -1062,6 +1062,7 @@ impl Batcher {
             seq: a.seq,
             tags,
             spans,
+            metrics: Vec::new(),
         }
     }
 }
@@ -1093,6 +1094,7 @@ pub fn write_batch(b: Batch) -> WriteBatch {
             })
             .collect(),
         tags,
+        metrics: Vec::new(),
     }
 }
 

@@ -17,11 +17,15 @@
 //! A batch is idempotent per day: before each day's rows are inserted (one
 //! INSERT, one block, which MergeTree commits whole), the store looks for
 //! rows of the same batch in that day; a re-sent batch finds them and
-//! inserts nothing.
+//! inserts nothing. Metric rows go the same way to tables of their own
+//! ([`red`]).
+
+mod red;
 
 use super::{service_row, Store, StoreError, WriteBatch, WriteOutcome};
-use crate::query::{Dialect, ServiceQuery, ServiceRow, SpanQuery};
+use crate::query::{Dialect, KeyQuery, ServiceQuery, ServiceRow, SpanQuery};
 use crate::schema::{column_list, day_of, from_values, ColType, Owned, StoredSpan, Value, COLUMNS};
+use causeway_model::metric::Granularity;
 use causeway_model::tags::TagKind;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
@@ -196,6 +200,7 @@ impl ClickHouseStore {
             http: ureq::Agent::new_with_config(config),
         };
         store.create()?;
+        red::create(&store)?;
         Ok(store)
     }
 
@@ -424,6 +429,13 @@ impl Store for ClickHouseStore {
             self.insert("spans", &tsv)?;
             stored += spans.len();
         }
+        let (inserted, seen) =
+            red::write(self, batch.agent, batch.session, batch.seq, &batch.metrics)?;
+        if inserted > 0 {
+            duplicate = false;
+        } else if seen > 0 && batch.spans.is_empty() {
+            duplicate = true;
+        }
         Ok(if duplicate {
             WriteOutcome::Duplicate
         } else {
@@ -436,6 +448,16 @@ impl Store for ClickHouseStore {
             return Ok(Vec::new());
         }
         self.select_spans(&q.sql(&format!("{}.spans", self.db()), &Ch))
+    }
+
+    fn spans_by_keys(&self, q: &KeyQuery) -> Result<Vec<StoredSpan>, StoreError> {
+        if q.to_us <= q.from_us {
+            return Ok(Vec::new());
+        }
+        match q.sql(&format!("{}.spans", self.db()), &Ch) {
+            Some(sql) => self.select_spans(&sql),
+            None => Ok(Vec::new()),
+        }
     }
 
     fn span(&self, id: u64) -> Result<Option<StoredSpan>, StoreError> {
@@ -502,6 +524,24 @@ impl Store for ClickHouseStore {
             .and_then(|r| r.first())
             .copied()
             .unwrap_or(0))
+    }
+
+    fn metric_query(
+        &self,
+        g: Granularity,
+        from_us: u64,
+        to_us: u64,
+        render: &dyn Fn(&str, crate::red::Flavor) -> String,
+    ) -> Result<Vec<Vec<u64>>, StoreError> {
+        if to_us <= from_us {
+            return Ok(Vec::new());
+        }
+        let src = format!("{}.{}", self.db(), crate::red::table_name(g));
+        self.numbers(&render(&src, crate::red::Flavor::ClickHouse))
+    }
+
+    fn drop_metric_days_before(&self, g: Granularity, day: u32) -> Result<usize, StoreError> {
+        red::drop_before(self, g, day)
     }
 
     fn disk_bytes(&self) -> Option<u64> {

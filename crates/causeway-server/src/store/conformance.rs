@@ -1,7 +1,7 @@
 //! One behaviour for every store: each backend's tests run these.
 
 use super::{Store, WriteBatch, WriteOutcome};
-use crate::query::{ServiceQuery, SpanQuery};
+use crate::query::{KeyQuery, ServiceQuery, SpanQuery};
 use crate::schema::{span_id, StoredSpan};
 use causeway_model::tags::{tag_id, TagKind};
 use causeway_model::wire::SpanRow;
@@ -71,6 +71,7 @@ pub fn batch(agent: &str, seq: u64, start: u64, n: u32) -> WriteBatch {
             (TagKind::Service, svc("db"), "db".into()),
             (TagKind::Agent, agent_id, agent.into()),
         ],
+        metrics: Vec::new(),
     }
 }
 
@@ -192,4 +193,216 @@ pub fn after_reopen(store: &dyn Store) {
         WriteOutcome::Duplicate
     );
     assert_eq!(store.tags().unwrap().len(), 4);
+}
+
+/// A batch from (`agent`, `session`) whose `i`th span starts at `start + i`
+/// ms and is shaped by `f(i, row)`.
+fn shaped(
+    agent: &str,
+    session: u64,
+    start: u64,
+    n: u32,
+    f: impl Fn(u32, &mut SpanRow),
+) -> WriteBatch {
+    let agent_id = tag_id(TagKind::Agent, agent);
+    let spans = (0..n)
+        .map(|i| {
+            let mut row = SpanRow {
+                start_time_us: start + i as u64 * 1000,
+                end_time_us: start + i as u64 * 1000 + 500,
+                protocol: L7Protocol::Http.code(),
+                l4_protocol: 6,
+                ..SpanRow::default()
+            };
+            f(i, &mut row);
+            StoredSpan {
+                id: span_id(agent_id, session, 1, i),
+                agent: agent_id,
+                session,
+                seq: 1,
+                row,
+            }
+        })
+        .collect();
+    WriteBatch {
+        agent: agent_id,
+        session,
+        seq: 1,
+        spans,
+        tags: vec![(TagKind::Agent, agent_id, agent.into())],
+        metrics: Vec::new(),
+    }
+}
+
+/// Key queries (trace assembly): each key kind finds its spans, scoped
+/// where its ids are local (syscall trace ids per agent and session,
+/// goroutine ids per agent and process), within the time range only, and
+/// absent values (0, "") never match. Runs on an empty store.
+pub fn keys(store: &dyn Store) {
+    assert_eq!(store.count().unwrap(), 0);
+    // Agent a1, session 1: one span per key kind (by index), and a span
+    // with every key absent.
+    let a1 = shaped("a1", 1, T1, 10, |i, r| match i {
+        0 => (r.syscall_trace_id_req, r.syscall_trace_id_resp) = (10, 11),
+        1 => (r.syscall_trace_id_req, r.syscall_trace_id_resp) = (11, 12),
+        2 => r.req_tcp_seq = 100,
+        3 => r.resp_tcp_seq = 100,
+        4 => r.x_request_id = "r'1\\".into(),
+        5 => r.x_request_id_resp = "r'1\\".into(),
+        6 => r.trace_id = "0af7651916cd43dd8448eb211c80319c".into(),
+        7 => {
+            r.pid = 42;
+            (r.coroutine_id_req, r.coroutine_id_resp) = (0, 5);
+        }
+        9 => {
+            r.l4_protocol = 17;
+            (r.src_port, r.dst_port) = (40000, 53);
+        }
+        _ => {}
+    });
+    // The same ids elsewhere: another session of a1, another agent,
+    // another process; and the next day (outside the range asked).
+    let a1_again = shaped("a1", 2, T1, 1, |_, r| r.syscall_trace_id_req = 10);
+    let a2 = shaped("a2", 1, T1, 2, |i, r| {
+        r.syscall_trace_id_resp = 11;
+        r.pid = 42;
+        r.coroutine_id_req = 5;
+        r.req_tcp_seq = if i == 0 { 100 } else { 101 };
+    });
+    let a1_other_pid = shaped("a1", 3, T1, 2, |i, r| {
+        r.pid = 43;
+        r.coroutine_id_req = 5;
+        // TCP on the same ports, and UDP the other way round.
+        (r.src_port, r.dst_port) = if i == 0 { (40000, 53) } else { (53, 40000) };
+        r.l4_protocol = if i == 0 { 6 } else { 17 };
+    });
+    let later = shaped("a3", 1, T1 + DAY / 2 + 1, 2, |_, r| {
+        r.req_tcp_seq = 100;
+        r.trace_id = "0af7651916cd43dd8448eb211c80319c".into();
+    });
+    for b in [&a1, &a1_again, &a2, &a1_other_pid, &later] {
+        assert!(matches!(store.write(b).unwrap(), WriteOutcome::Stored(_)));
+    }
+    let id = |b: &WriteBatch, i: usize| b.spans[i].id;
+    let base = KeyQuery {
+        from_us: T1 - DAY / 2,
+        to_us: T1 + DAY / 2,
+        limit: 1000,
+        ..KeyQuery::default()
+    };
+    let find = |f: &dyn Fn(&mut KeyQuery)| {
+        let mut q = base.clone();
+        f(&mut q);
+        let got = store.spans_by_keys(&q).unwrap();
+        assert!(
+            got.windows(2)
+                .all(|w| w[0].row.start_time_us <= w[1].row.start_time_us),
+            "earliest first"
+        );
+        let mut ids: Vec<u64> = got.iter().map(|s| s.id).collect();
+        ids.sort_unstable();
+        ids
+    };
+    let sorted = |mut v: Vec<u64>| {
+        v.sort_unstable();
+        v
+    };
+    let agent = |name: &str| tag_id(TagKind::Agent, name);
+    assert!(find(&|_| {}).is_empty(), "no key, no span");
+    assert_eq!(
+        find(&|q| {
+            q.syscall_trace_ids
+                .entry((agent("a1"), 1))
+                .or_default()
+                .insert(11);
+        }),
+        sorted(vec![id(&a1, 0), id(&a1, 1)])
+    );
+    assert_eq!(
+        find(&|q| {
+            q.syscall_trace_ids
+                .entry((agent("a1"), 1))
+                .or_default()
+                .insert(10);
+            q.syscall_trace_ids
+                .entry((agent("a2"), 1))
+                .or_default()
+                .insert(11);
+        }),
+        sorted(vec![id(&a1, 0), id(&a2, 0), id(&a2, 1)])
+    );
+    assert_eq!(
+        find(&|q| {
+            q.coroutine_ids
+                .entry((agent("a1"), 42))
+                .or_default()
+                .insert(5);
+        }),
+        vec![id(&a1, 7)]
+    );
+    assert_eq!(
+        find(&|q| {
+            q.udp_ports.insert((40000, 53));
+        }),
+        vec![id(&a1, 9)]
+    );
+    // TCP seqs are bare: both directions, every agent, this range only.
+    assert_eq!(
+        find(&|q| {
+            q.tcp_seqs.insert(100);
+        }),
+        sorted(vec![id(&a1, 2), id(&a1, 3), id(&a2, 0)])
+    );
+    assert_eq!(
+        find(&|q| {
+            q.x_request_ids.insert("r'1\\".into());
+        }),
+        sorted(vec![id(&a1, 4), id(&a1, 5)])
+    );
+    assert_eq!(
+        find(&|q| {
+            q.trace_ids
+                .insert("0af7651916cd43dd8448eb211c80319c".into());
+        }),
+        vec![id(&a1, 6)]
+    );
+    // Absent values match nothing, even where stored.
+    assert!(find(&|q| {
+        q.tcp_seqs.insert(0);
+        q.x_request_ids.insert(String::new());
+        q.trace_ids.insert(String::new());
+        q.syscall_trace_ids
+            .entry((agent("a1"), 1))
+            .or_default()
+            .insert(0);
+    })
+    .is_empty());
+    // Every kind at once, over two days, with a limit: the earliest.
+    let everything = |q: &mut KeyQuery| {
+        q.to_us = T1 + DAY;
+        q.tcp_seqs.insert(100);
+        q.trace_ids
+            .insert("0af7651916cd43dd8448eb211c80319c".into());
+        q.x_request_ids.insert("r'1\\".into());
+    };
+    assert_eq!(
+        find(&everything),
+        sorted(vec![
+            id(&a1, 2),
+            id(&a1, 3),
+            id(&a1, 4),
+            id(&a1, 5),
+            id(&a1, 6),
+            id(&a2, 0),
+            id(&later, 0),
+            id(&later, 1)
+        ])
+    );
+    assert_eq!(
+        find(&|q| {
+            everything(q);
+            q.limit = 2;
+        }),
+        sorted(vec![id(&a1, 2), id(&a2, 0)])
+    );
 }

@@ -11,10 +11,14 @@
 pub mod clickhouse;
 #[doc(hidden)]
 pub mod conformance;
+#[doc(hidden)]
+pub mod conformance_red;
 pub mod duckdb;
 
-use crate::query::{ServiceQuery, ServiceRow, SpanQuery};
+use crate::query::{KeyQuery, ServiceQuery, ServiceRow, SpanQuery};
+use crate::red::{Flavor, StoredMetric};
 use crate::schema::StoredSpan;
+use causeway_model::metric::Granularity;
 use causeway_model::tags::TagKind;
 
 /// Why a store could not do what was asked.
@@ -38,6 +42,8 @@ pub struct WriteBatch {
     pub spans: Vec<StoredSpan>,
     /// Dictionary entries: (kind, id, string).
     pub tags: Vec<(TagKind, u64, String)>,
+    /// Metric rows ([`crate::red`]), written with the spans, as atomically.
+    pub metrics: Vec<StoredMetric>,
 }
 
 /// What a write did.
@@ -59,6 +65,9 @@ pub trait Store: Send + Sync {
     fn spans(&self, q: &SpanQuery) -> Result<Vec<StoredSpan>, StoreError>;
     /// One span by id.
     fn span(&self, id: u64) -> Result<Option<StoredSpan>, StoreError>;
+    /// Spans sharing any key of `q` within its time range, earliest
+    /// first (trace assembly).
+    fn spans_by_keys(&self, q: &KeyQuery) -> Result<Vec<StoredSpan>, StoreError>;
     /// Per-service figures.
     fn services(&self, q: &ServiceQuery) -> Result<Vec<ServiceRow>, StoreError>;
     /// The whole tag dictionary.
@@ -69,6 +78,19 @@ pub trait Store: Send + Sync {
     fn count(&self) -> Result<u64, StoreError>;
     /// Bytes the store takes on disk, where it can tell.
     fn disk_bytes(&self) -> Option<u64>;
+    /// Runs the SQL `render` makes for the metric rows of granularity `g`
+    /// in `[from_us, to_us)` (given their source: a table or subquery, and
+    /// this store's [`Flavor`]); the rows, as numbers ([`crate::red`]).
+    fn metric_query(
+        &self,
+        g: Granularity,
+        from_us: u64,
+        to_us: u64,
+        render: &dyn Fn(&str, Flavor) -> String,
+    ) -> Result<Vec<Vec<u64>>, StoreError>;
+    /// Drops the metric rows of granularity `g` of every day before `day`;
+    /// returns how many days.
+    fn drop_metric_days_before(&self, g: Granularity, day: u32) -> Result<usize, StoreError>;
 }
 
 /// A [`ServiceRow`] from the nine columns of [`ServiceQuery::sql`].

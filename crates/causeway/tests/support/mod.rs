@@ -75,7 +75,7 @@ pub struct Watched {
     pub lost: u64,
 }
 
-fn lines_of<R: std::io::Read + Send + 'static>(r: R) -> mpsc::Receiver<String> {
+pub fn lines_of<R: std::io::Read + Send + 'static>(r: R) -> mpsc::Receiver<String> {
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
         for line in BufReader::new(r).lines().map_while(Result::ok) {
@@ -930,4 +930,76 @@ pub fn tansu(bin: &Path) -> Server {
             .current_dir(&dir),
         port,
     )
+}
+
+/// The real SOFARPC Node server of `tests/fixtures/rpc/server.js`
+/// (sofa-rpc-node) speaking `protocol` (`bolt` or `dubbo`) on a fresh
+/// 127.0.0.1 port; the JSON lines it prints about every call come on the
+/// receiver. `scripts/setup` installs its packages (`npm ci`).
+pub fn rpc_server(protocol: &str) -> (Server, mpsc::Receiver<String>) {
+    let dir = fixtures().join("rpc");
+    assert!(
+        dir.join("node_modules").is_dir(),
+        "no node_modules in {}: scripts/setup runs npm ci there",
+        dir.display()
+    );
+    let port = free_port();
+    let mut child = Command::new("node")
+        .arg(dir.join("server.js"))
+        .args(["--protocol", protocol, "--port", &port.to_string()])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("node (scripts/setup installs it)");
+    let lines = lines_of(child.stdout.take().expect("stdout"));
+    wait_for_port(port);
+    (Server { child, port }, lines)
+}
+
+/// A multiset, printed sorted when two differ.
+pub fn bag<T: Ord>(items: impl IntoIterator<Item = T>) -> std::collections::BTreeMap<T, usize> {
+    let mut m = std::collections::BTreeMap::new();
+    for i in items {
+        *m.entry(i).or_insert(0) += 1;
+    }
+    m
+}
+
+/// Live spans at `op` towards `port`, whatever the process, oldest first.
+pub fn live<'a>(spans: &'a [Value], protocol: &str, op: &str, port: u16) -> Vec<&'a Value> {
+    let mut v: Vec<&Value> = spans
+        .iter()
+        .filter(|sp| s(sp, "protocol") == protocol && s(sp, "observation_point") == op)
+        .filter(|sp| n(sp, "dst_port") == port as u64)
+        .collect();
+    v.sort_by_key(|sp| n(sp, "start_time_us"));
+    v
+}
+
+/// `causeway watch --port PORT WATCH_ARGS` and tshark around `drive`, then
+/// `causeway replay` of the capture: (live spans, replayed spans, capture
+/// file). Nothing was lost live, and the capture is whole. None when eBPF
+/// is unavailable and not required.
+pub fn observe(
+    port: u16,
+    watch_args: &[&str],
+    drive: impl FnOnce(),
+) -> Option<(Watched, Vec<Value>, PathBuf)> {
+    let p = port.to_string();
+    let mut args = vec!["--port", p.as_str()];
+    args.extend_from_slice(watch_args);
+    let watch = Watch::start(&args)?;
+    let tshark = Tshark::start(port);
+    drive();
+    let file = tshark.stop();
+    let w = watch.stop();
+    assert_eq!(w.lost, 0, "{}", w.stats_line);
+    eprintln!("watch: {}", w.stats_line);
+    let (replayed, stats) = replay(&file, port);
+    eprintln!("replay: {stats}");
+    assert!(
+        stats.contains(" 0 bytes missing"),
+        "the capture is whole: {stats}"
+    );
+    Some((w, replayed, file))
 }

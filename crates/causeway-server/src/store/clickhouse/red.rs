@@ -1,0 +1,141 @@
+//! ClickHouse's metric rows ([`crate::red`]): tables `metrics_1s` and
+//! `metrics_1m` (MergeTree partitioned by UTC day; with a cluster,
+//! `*_local` tables on every node behind Distributed tables sharded like
+//! spans, by the batch), arrays as `Array(UInt32)` / `Array(UInt64)`.
+//! A batch's rows of one table and day go in as one INSERT, after looking
+//! for rows of the same batch there: a re-sent batch inserts nothing again.
+
+use super::{ClickHouseStore, DAY_US};
+use crate::red::{table_name, write_value, MType, StoredMetric, METRIC_COLUMNS};
+use crate::store::StoreError;
+use causeway_model::metric::Granularity;
+use std::collections::{BTreeMap, BTreeSet};
+
+fn sql_type(t: MType) -> &'static str {
+    match t {
+        MType::U8 => "UInt8",
+        MType::U64 => "UInt64",
+        MType::ArrU32 => "Array(UInt32)",
+        MType::ArrU64 => "Array(UInt64)",
+    }
+}
+
+/// Creates the tables on every node.
+pub(super) fn create(store: &ClickHouseStore) -> Result<(), StoreError> {
+    let cols = METRIC_COLUMNS
+        .iter()
+        .map(|c| format!("{} {}", c.name, sql_type(c.ty)))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let db = store.db();
+    for node in &store.target.nodes {
+        for g in Granularity::ALL {
+            let name = table_name(g);
+            store.run_on(
+                node,
+                &format!(
+                    "CREATE TABLE IF NOT EXISTS {} ({cols}) ENGINE = MergeTree() \
+                     PARTITION BY intDiv(time_us, {DAY_US}) \
+                     ORDER BY (kind, observation_point, time_us)",
+                    store.local(name)
+                ),
+                "",
+                &[],
+            )?;
+            if let Some(cluster) = &store.target.cluster {
+                store.run_on(
+                    node,
+                    &format!(
+                        "CREATE TABLE IF NOT EXISTS {db}.{name} AS {db}.{name}_local \
+                         ENGINE = Distributed({cluster}, {db}, {name}_local, cityHash64(agent, session, seq))"
+                    ),
+                    "",
+                    &[],
+                )?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Writes a batch's metric rows; returns (blocks inserted, blocks found
+/// already stored).
+pub(super) fn write(
+    store: &ClickHouseStore,
+    agent: u64,
+    session: u64,
+    seq: u64,
+    metrics: &[StoredMetric],
+) -> Result<(usize, usize), StoreError> {
+    let mut by_table: BTreeMap<(Granularity, u32), Vec<&StoredMetric>> = BTreeMap::new();
+    for m in metrics {
+        let g = m.granularity().ok_or_else(|| {
+            StoreError::Other(format!(
+                "metric row of {} s windows (only 1 and 60)",
+                m.row.granularity_s
+            ))
+        })?;
+        by_table.entry((g, m.day())).or_default().push(m);
+    }
+    let (mut inserted, mut seen) = (0, 0);
+    for ((g, day), rows) in by_table {
+        let from = day as u64 * DAY_US;
+        let found = store.numbers(&format!(
+            "SELECT count() FROM {}.{} WHERE time_us >= {from} AND time_us < {} \
+             AND agent = {agent} AND session = {session} AND seq = {seq}",
+            store.db(),
+            table_name(g),
+            from + DAY_US,
+        ))?;
+        if found.first().and_then(|r| r.first()).copied().unwrap_or(0) > 0 {
+            seen += 1;
+            continue;
+        }
+        let mut tsv = String::with_capacity(rows.len() * 200);
+        for m in rows {
+            for (i, c) in METRIC_COLUMNS.iter().enumerate() {
+                if i > 0 {
+                    tsv.push('\t');
+                }
+                write_value(&mut tsv, (c.get)(m));
+            }
+            tsv.push('\n');
+        }
+        store.insert(table_name(g), &tsv)?;
+        inserted += 1;
+    }
+    Ok((inserted, seen))
+}
+
+/// Drops the day partitions of granularity `g` before `day`, on every node.
+pub(super) fn drop_before(
+    store: &ClickHouseStore,
+    g: Granularity,
+    day: u32,
+) -> Result<usize, StoreError> {
+    let local = store.local(table_name(g));
+    let (db, table) = local.split_once('.').unwrap_or_default();
+    let mut dropped = BTreeSet::new();
+    for node in &store.target.nodes {
+        let text = store.run_on(
+            node,
+            &format!(
+                "SELECT DISTINCT partition FROM system.parts WHERE database = '{db}' \
+                 AND table = '{table}' AND active FORMAT TabSeparated"
+            ),
+            "",
+            &[],
+        )?;
+        let parts: BTreeSet<u32> = text.lines().filter_map(|l| l.trim().parse().ok()).collect();
+        for p in parts.into_iter().filter(|p| *p < day) {
+            store.run_on(
+                node,
+                &format!("ALTER TABLE {local} DROP PARTITION {p}"),
+                "",
+                &[],
+            )?;
+            dropped.insert(p);
+        }
+    }
+    Ok(dropped.len())
+}
