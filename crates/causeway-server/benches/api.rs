@@ -27,7 +27,8 @@
 
 mod common;
 
-use causeway_model::ResponseStatus;
+use causeway_model::tags::{tag_id, TagKind};
+use causeway_model::{L7Protocol, ResponseStatus};
 use causeway_server::api::{router, ApiState};
 use causeway_server::dict::Dictionary;
 use causeway_server::metrics::ServerStats;
@@ -215,37 +216,26 @@ fn fingerprint(ids: &[u64]) -> String {
 
 const ORDER: &str = "ORDER BY start_time_us DESC, id DESC";
 
-/// Times the SQL the stores send for the questions that took seconds
-/// through the API, next to reshaped SQL that gives the same answer: on
-/// DuckDB, the limit pushed into each day's table (its top-N then reads
-/// only the rows it returns); on ClickHouse, the keys of the newest rows
-/// first and the whole rows of those keys only, and `PREWHERE` for a span
-/// by id (so that only the `id` column is read until it is found).
-/// Consumes the stores (DuckDB's must be closed before its file is opened
-/// here).
-fn sql_shapes(stores: Vec<Loaded>, end: u64, id: u64, runs: usize, budget: f64) -> Vec<Row> {
+/// Times the SQL the stores sent before they were reshaped (for the
+/// questions that took seconds through the API), next to reshaped SQL in
+/// one statement and to what the stores do now (`Store::spans`,
+/// `Store::span`, called straight, not over HTTP): on DuckDB, the limit
+/// pushed into each day's table (one statement: a UNION ALL of per-day
+/// top-Ns; the store: day by day, newest first, each asked for what the
+/// page still lacks); on ClickHouse, the keys of the page first and the
+/// whole rows of those keys only (one statement: an IN subquery; the store:
+/// two statements, the second by `PREWHERE id IN (...)`), and `PREWHERE`
+/// for a span by id. Every shape must return the same spans in the same
+/// order (checked). Consumes the stores (DuckDB's must be closed before its
+/// file is opened here).
+fn sql_shapes(
+    stores: Vec<Loaded>,
+    questions: &[(&str, SpanQuery)],
+    id: u64,
+    runs: usize,
+    budget: f64,
+) -> Vec<Row> {
     let cols = column_list();
-    let questions = [
-        (
-            "newest 100, last 24 h",
-            SpanQuery {
-                from_us: end - 24 * HOUR_US,
-                to_us: end,
-                limit: 100,
-                ..SpanQuery::default()
-            },
-        ),
-        (
-            "status=server_error, 24 h",
-            SpanQuery {
-                from_us: end - 24 * HOUR_US,
-                to_us: end,
-                status: Some(ResponseStatus::ServerError),
-                limit: 100,
-                ..SpanQuery::default()
-            },
-        ),
-    ];
     let mut out = Vec::new();
     let mut row = |backend: &str, question: &str, shape: &str, r: Row| {
         let mut r = r;
@@ -253,10 +243,19 @@ fn sql_shapes(stores: Vec<Loaded>, end: u64, id: u64, runs: usize, budget: f64) 
         r.query = question.to_owned();
         r.path = shape.to_owned();
         eprintln!(
-            "{backend:>10} {question:<28} {shape:<36} p50 {:>8.1} ms ({} runs, {})",
+            "{backend:>10} {question:<40} {shape:<44} p50 {:>8.1} ms ({} runs, {})",
             r.p50, r.runs, r.returned
         );
         out.push(r);
+    };
+    let store_ids = |store: &dyn Store, q: &SpanQuery| {
+        let ids: Vec<u64> = store
+            .spans(q)
+            .expect("Store::spans")
+            .iter()
+            .map(|s| s.id)
+            .collect();
+        fingerprint(&ids)
     };
     for s in stores {
         let Loaded {
@@ -265,8 +264,15 @@ fn sql_shapes(stores: Vec<Loaded>, end: u64, id: u64, runs: usize, budget: f64) 
         drop(store);
         match (&dir, &_ch) {
             (Some(dir), None) => {
-                // The API server and the store are gone: this connection is
-                // the only one on the file.
+                let mut now = Vec::new();
+                {
+                    let store = DuckStore::open(dir).expect("DuckDB again");
+                    for (_, q) in questions {
+                        now.push(time_it(runs, budget, || store_ids(&store, q)));
+                    }
+                }
+                // The store is closed: this connection is the only one on
+                // the file.
                 let conn = duckdb::Connection::open(dir.join(DB_FILE)).expect("DuckDB file");
                 let ids = |sql: &str| {
                     let mut st = conn.prepare(sql).expect("prepare");
@@ -277,7 +283,8 @@ fn sql_shapes(stores: Vec<Loaded>, end: u64, id: u64, runs: usize, budget: f64) 
                         .expect("rows");
                     fingerprint(&ids)
                 };
-                for (question, q) in &questions {
+                for ((question, q), c) in questions.iter().zip(now) {
+                    let q = q.clipped();
                     let tables: Vec<String> = (day_of(q.from_us)..=day_of(q.to_us - 1))
                         .map(|d| format!("spans_{d}"))
                         .collect();
@@ -286,7 +293,7 @@ fn sql_shapes(stores: Vec<Loaded>, end: u64, id: u64, runs: usize, budget: f64) 
                         .map(|t| format!("SELECT * FROM {t}"))
                         .collect::<Vec<_>>()
                         .join(" UNION ALL ");
-                    let store_sql = q.sql(&format!("({union})"), &DuckSql);
+                    let before_sql = q.sql(&format!("({union})"), &DuckSql);
                     let cond = q.condition(&DuckSql);
                     let pushed = format!(
                         "SELECT {cols} FROM ({}) {ORDER} LIMIT {}",
@@ -300,17 +307,30 @@ fn sql_shapes(stores: Vec<Loaded>, end: u64, id: u64, runs: usize, budget: f64) 
                             .join(" UNION ALL "),
                         q.limit
                     );
-                    let a = time_it(runs, budget, || ids(&store_sql));
+                    let a = time_it(runs, budget, || ids(&before_sql));
                     let b = time_it(runs, budget, || ids(&pushed));
                     assert_eq!(a.returned, b.returned, "{question}: same answer");
-                    row("duckdb", question, "the store's (UNION ALL of the days)", a);
-                    row("duckdb", question, "LIMIT in each day's table", b);
+                    assert_eq!(a.returned, c.returned, "{question}: same answer");
+                    row("duckdb", question, "before: UNION ALL of the days", a);
+                    row(
+                        "duckdb",
+                        question,
+                        "LIMIT in each day's table (one statement)",
+                        b,
+                    );
+                    row(
+                        "duckdb",
+                        question,
+                        "the store now (day by day, newest first)",
+                        c,
+                    );
                 }
                 drop(conn);
                 discard(dir);
             }
             (None, Some(ch)) => {
                 let port = ch.http[0];
+                let store = ClickHouseStore::open(&ch.url("bench")).expect("ClickHouse again");
                 let ids = |sql: &str| {
                     let text = ch
                         .sql(port, &format!("{sql} FORMAT TabSeparated"))
@@ -321,8 +341,8 @@ fn sql_shapes(stores: Vec<Loaded>, end: u64, id: u64, runs: usize, budget: f64) 
                         .collect();
                     fingerprint(&ids)
                 };
-                for (question, q) in &questions {
-                    let store_sql = q.sql("bench.spans", &ChSql);
+                for (question, q) in questions {
+                    let before_sql = q.sql("bench.spans", &ChSql);
                     let keys_first = format!(
                         "SELECT {cols} FROM bench.spans WHERE start_time_us >= {} AND start_time_us < {} \
                          AND (start_time_us, id) IN (SELECT start_time_us, id FROM bench.spans WHERE {} {ORDER} LIMIT {}) \
@@ -333,24 +353,49 @@ fn sql_shapes(stores: Vec<Loaded>, end: u64, id: u64, runs: usize, budget: f64) 
                         q.limit,
                         q.limit
                     );
-                    let a = time_it(runs, budget, || ids(&store_sql));
+                    let a = time_it(runs, budget, || ids(&before_sql));
                     let b = time_it(runs, budget, || ids(&keys_first));
+                    let c = time_it(runs, budget, || store_ids(&store, q));
                     assert_eq!(a.returned, b.returned, "{question}: same answer");
-                    row("clickhouse", question, "the store's", a);
-                    row("clickhouse", question, "keys first, then those rows", b);
+                    assert_eq!(a.returned, c.returned, "{question}: same answer");
+                    row(
+                        "clickhouse",
+                        question,
+                        "before: ORDER BY/LIMIT over whole rows",
+                        a,
+                    );
+                    row(
+                        "clickhouse",
+                        question,
+                        "keys first, IN subquery (one statement)",
+                        b,
+                    );
+                    row(
+                        "clickhouse",
+                        question,
+                        "the store now (keys, then PREWHERE id IN)",
+                        c,
+                    );
                 }
-                let store_sql = format!("SELECT {cols} FROM bench.spans WHERE id = {id} LIMIT 1");
-                let prewhere = format!("SELECT {cols} FROM bench.spans PREWHERE id = {id} LIMIT 1");
-                let a = time_it(runs, budget, || ids(&store_sql));
-                let b = time_it(runs, budget, || ids(&prewhere));
-                assert_eq!(a.returned, b.returned, "span by id: same answer");
+                let before_sql = format!("SELECT {cols} FROM bench.spans WHERE id = {id} LIMIT 1");
+                let a = time_it(runs, budget, || ids(&before_sql));
+                let c = time_it(runs, budget, || {
+                    let s = store.span(id).expect("Store::span").expect("the span");
+                    fingerprint(&[s.id])
+                });
+                assert_eq!(a.returned, c.returned, "span by id: same answer");
                 row(
                     "clickhouse",
                     "span by id (recent)",
-                    "the store's (WHERE id = …)",
+                    "before: WHERE id = …",
                     a,
                 );
-                row("clickhouse", "span by id (recent)", "PREWHERE id = …", b);
+                row(
+                    "clickhouse",
+                    "span by id (recent)",
+                    "the store now (PREWHERE id = …)",
+                    c,
+                );
             }
             _ => {}
         }
@@ -492,6 +537,7 @@ fn main() {
     let mut results = Vec::new();
     // The same batches went to both stores, so span ids are the same.
     let mut recent_id = 0u64;
+    let mut page50: Option<(u64, u64)> = None;
     for s in &stores {
         let (base, rt, stop) = serve(s.store.clone());
         // A recent span's id, and the cursor of page 50 of the 24 h list.
@@ -514,6 +560,9 @@ fn main() {
             );
             cursor = summary(&body).1.expect("a next cursor");
         }
+        page50 = cursor
+            .split_once(':')
+            .and_then(|(t, i)| Some((t.parse().ok()?, i.parse().ok()?)));
         eprintln!(
             "{}: the cursor of page 50 found in {:.1} s",
             s.name,
@@ -580,8 +629,53 @@ fn main() {
         })
         .collect();
 
-    // --- the slow queries' SQL, as the stores send it and reshaped --------
-    let shapes = sql_shapes(stores, end, recent_id, runs, budget);
+    // --- the slow queries' SQL, as the stores sent it and reshaped -------
+    let day_q = SpanQuery {
+        from_us: end - 24 * HOUR_US,
+        to_us: end,
+        limit: 100,
+        ..SpanQuery::default()
+    };
+    let shape_questions = [
+        ("newest 100, last 24 h", day_q.clone()),
+        (
+            "service, 24 h",
+            SpanQuery {
+                service: Some(tag_id(TagKind::Service, service)),
+                ..day_q.clone()
+            },
+        ),
+        (
+            "status=server_error, 24 h",
+            SpanQuery {
+                status: Some(ResponseStatus::ServerError),
+                ..day_q.clone()
+            },
+        ),
+        (
+            "protocol=mysql & min_duration=20ms, 24 h",
+            SpanQuery {
+                protocol: Some(L7Protocol::Mysql),
+                min_duration_us: Some(20_000),
+                ..day_q.clone()
+            },
+        ),
+        (
+            "endpoint contains \"orders\", 24 h",
+            SpanQuery {
+                endpoint: Some("orders".into()),
+                ..day_q.clone()
+            },
+        ),
+        (
+            "page 50 (keyset cursor), 24 h",
+            SpanQuery {
+                before: Some(page50.expect("the cursor of page 50")),
+                ..day_q.clone()
+            },
+        ),
+    ];
+    let shapes = sql_shapes(stores, &shape_questions, recent_id, runs, budget);
 
     // --- the report -------------------------------------------------------
     println!();
@@ -611,9 +705,9 @@ fn main() {
         );
     }
     println!();
-    println!("## The stores' SQL for the slow questions, as sent and reshaped (ms)");
+    println!("## The slow questions' SQL: as the stores sent it before, reshaped in one statement, and the stores now (ms)");
     println!();
-    println!("Run straight on the database (DuckDB: a connection of its own on the store's file, after the API is done; ClickHouse: its HTTP interface), not through the API. Each reshaped query returned the same spans in the same order as the store's (checked).");
+    println!("SQL run straight on the database (DuckDB: a connection of its own on the store's file, after the API is done; ClickHouse: its HTTP interface); \"the store now\": Store::spans / Store::span called in this process, not through the API. Every shape returned the same spans in the same order (checked; \"ids\" is a hash of the ids in order).");
     println!();
     println!("| backend | question | SQL | answer | runs | p50 | p90 | p99 | max | load avg |");
     println!("|---|---|---|---|---:|---:|---:|---:|---:|---|");

@@ -16,7 +16,8 @@
 //!
 //! Run: `cargo bench -p causeway-server --bench duckdb_checkpoint`. Knobs:
 //! `CAUSEWAY_BENCH_CKPT_ROWS` (default 1000000), `CAUSEWAY_BENCH_LOAD_BATCH`
-//! (default 50000).
+//! (default 50000), `CAUSEWAY_BENCH_CKPT_THRESHOLDS` (default
+//! `default,1GB`; e.g. `default,64MB,256MB,1GB`).
 
 mod common;
 
@@ -122,6 +123,15 @@ fn main() {
     println!();
     println!("| checkpoint_threshold | rows/s | in commits | CPU s (writes) | file after the writes | file after CHECKPOINT | B/row | load avg |");
     println!("|---|---:|---:|---:|---|---|---:|---|");
-    run("", n, batch);
-    run("SET checkpoint_threshold = '1GB'", n, batch);
+    for t in list("CAUSEWAY_BENCH_CKPT_THRESHOLDS", "default,1GB") {
+        if t == "default" {
+            run("", n, batch);
+        } else {
+            assert!(
+                t.chars().all(|c| c.is_ascii_alphanumeric()),
+                "a threshold is like 256MB: {t:?}"
+            );
+            run(&format!("SET checkpoint_threshold = '{t}'"), n, batch);
+        }
+    }
 }

@@ -94,6 +94,29 @@ impl SpanQuery {
         w
     }
 
+    /// The same question with its range ending where its keyset cursor
+    /// does (spans older than (start, id) start at or before `start`), so
+    /// that a store reads only the days, partitions and index ranges a page
+    /// can come from. The answer is the same.
+    pub fn clipped(&self) -> SpanQuery {
+        let mut q = self.clone();
+        if let Some((start, _)) = q.before {
+            q.to_us = q.to_us.min(start.saturating_add(1));
+        }
+        q
+    }
+
+    /// The keys (start time, id) of the answer, newest first: the first
+    /// step of a store that fetches whole rows for these keys only (the
+    /// sort then reads two columns, not all of them).
+    pub fn key_sql(&self, table: &str, d: &dyn Dialect) -> String {
+        format!(
+            "SELECT start_time_us, id FROM {table} WHERE {} ORDER BY start_time_us DESC, id DESC LIMIT {}",
+            self.condition(d),
+            self.limit
+        )
+    }
+
     /// The whole statement over `table` (a table name or a subquery).
     pub fn sql(&self, table: &str, d: &dyn Dialect) -> String {
         format!(
@@ -134,11 +157,11 @@ impl ServiceQuery {
     /// Served requests: server-side spans (server process or network);
     /// made requests: client-process spans. Columns: service, protocol,
     /// served, client errors, server errors, timeouts, duration sum, max, made.
+    ///
+    /// One scan: a span counts either as served (by `service_1`) or as
+    /// made (by `service_0`), never both, so each row is grouped under the
+    /// one service it counts for.
     pub fn sql(&self, table: &str) -> String {
-        let range = format!(
-            "start_time_us >= {} AND start_time_us < {}",
-            self.from_us, self.to_us
-        );
         let (client, server, network) = (
             ObservationPoint::Client.code(),
             ObservationPoint::Server.code(),
@@ -149,21 +172,20 @@ impl ServiceQuery {
             ResponseStatus::ServerError.code(),
             ResponseStatus::Timeout.code(),
         );
+        let served = format!("observation_point IN ({server}, {network})");
         format!(
-            "SELECT service, protocol, sum(served), sum(ce), sum(se), sum(tmo), sum(dur), max(dmax), sum(made) FROM (\
-             SELECT service_1 AS service, protocol, count(*) AS served, \
-             sum(CASE WHEN response_status = {ce} THEN 1 ELSE 0 END) AS ce, \
-             sum(CASE WHEN response_status = {se} THEN 1 ELSE 0 END) AS se, \
-             sum(CASE WHEN response_status = {to} THEN 1 ELSE 0 END) AS tmo, \
-             sum(duration_us) AS dur, max(duration_us) AS dmax, 0 AS made \
-             FROM {table} WHERE {range} AND observation_point IN ({server}, {network}) AND service_1 != 0 \
-             GROUP BY service_1, protocol \
-             UNION ALL \
-             SELECT service_0 AS service, protocol, 0 AS served, 0 AS ce, 0 AS se, 0 AS tmo, \
-             0 AS dur, 0 AS dmax, count(*) AS made \
-             FROM {table} WHERE {range} AND observation_point = {client} AND service_0 != 0 \
-             GROUP BY service_0, protocol) \
-             GROUP BY service, protocol ORDER BY service, protocol"
+            "SELECT CASE WHEN {served} THEN service_1 ELSE service_0 END AS service, protocol, \
+             sum(CASE WHEN {served} THEN 1 ELSE 0 END), \
+             sum(CASE WHEN {served} AND response_status = {ce} THEN 1 ELSE 0 END), \
+             sum(CASE WHEN {served} AND response_status = {se} THEN 1 ELSE 0 END), \
+             sum(CASE WHEN {served} AND response_status = {to} THEN 1 ELSE 0 END), \
+             sum(CASE WHEN {served} THEN duration_us ELSE 0 END), \
+             max(CASE WHEN {served} THEN duration_us ELSE 0 END), \
+             sum(CASE WHEN {served} THEN 0 ELSE 1 END) \
+             FROM {table} WHERE start_time_us >= {} AND start_time_us < {} \
+             AND (({served} AND service_1 != 0) OR (observation_point = {client} AND service_0 != 0)) \
+             GROUP BY service, protocol ORDER BY service, protocol",
+            self.from_us, self.to_us
         )
     }
 }
