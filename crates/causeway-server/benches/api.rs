@@ -28,11 +28,11 @@
 mod common;
 
 use causeway_model::tags::{tag_id, TagKind};
-use causeway_model::{L7Protocol, ObservationPoint, ResponseStatus};
+use causeway_model::{L7Protocol, ResponseStatus};
 use causeway_server::api::{router, ApiState};
 use causeway_server::dict::Dictionary;
 use causeway_server::metrics::ServerStats;
-use causeway_server::query::{Dialect, ServiceQuery, ServiceRow, SpanQuery};
+use causeway_server::query::{Dialect, SpanQuery};
 use causeway_server::schema::{column_list, day_of};
 use causeway_server::store::clickhouse::ClickHouseStore;
 use causeway_server::store::duckdb::{DuckStore, DB_FILE};
@@ -216,70 +216,6 @@ fn fingerprint(ids: &[u64]) -> String {
 
 const ORDER: &str = "ORDER BY start_time_us DESC, id DESC";
 
-/// The SQL `/api/v1/services` ran before it was made one scan: a GROUP BY
-/// of the served spans UNION ALL one of the made spans, summed again.
-fn services_before(table: &str, from_us: u64, to_us: u64) -> String {
-    let range = format!("start_time_us >= {from_us} AND start_time_us < {to_us}");
-    let (client, server, network) = (
-        ObservationPoint::Client.code(),
-        ObservationPoint::Server.code(),
-        ObservationPoint::Network.code(),
-    );
-    let (ce, se, to) = (
-        ResponseStatus::ClientError.code(),
-        ResponseStatus::ServerError.code(),
-        ResponseStatus::Timeout.code(),
-    );
-    format!(
-        "SELECT service, protocol, sum(served), sum(ce), sum(se), sum(tmo), sum(dur), max(dmax), sum(made) FROM (\
-         SELECT service_1 AS service, protocol, count(*) AS served, \
-         sum(CASE WHEN response_status = {ce} THEN 1 ELSE 0 END) AS ce, \
-         sum(CASE WHEN response_status = {se} THEN 1 ELSE 0 END) AS se, \
-         sum(CASE WHEN response_status = {to} THEN 1 ELSE 0 END) AS tmo, \
-         sum(duration_us) AS dur, max(duration_us) AS dmax, 0 AS made \
-         FROM {table} WHERE {range} AND observation_point IN ({server}, {network}) AND service_1 != 0 \
-         GROUP BY service_1, protocol \
-         UNION ALL \
-         SELECT service_0 AS service, protocol, 0 AS served, 0 AS ce, 0 AS se, 0 AS tmo, \
-         0 AS dur, 0 AS dmax, count(*) AS made \
-         FROM {table} WHERE {range} AND observation_point = {client} AND service_0 != 0 \
-         GROUP BY service_0, protocol) \
-         GROUP BY service, protocol ORDER BY service, protocol"
-    )
-}
-
-/// "N rows (numbers HASH)": service figures, and a fingerprint of them.
-fn service_fingerprint(rows: &[Vec<u64>]) -> String {
-    let bytes: Vec<u8> = rows
-        .iter()
-        .flatten()
-        .flat_map(|v| v.to_le_bytes())
-        .collect();
-    format!(
-        "{} rows (numbers {:016x})",
-        rows.len(),
-        xxhash_rust::xxh3::xxh3_64(&bytes)
-    )
-}
-
-fn service_numbers(rows: &[ServiceRow]) -> Vec<Vec<u64>> {
-    rows.iter()
-        .map(|r| {
-            vec![
-                r.service,
-                u64::from(r.protocol.code()),
-                r.served,
-                r.client_errors,
-                r.server_errors,
-                r.timeouts,
-                r.duration_sum_us,
-                r.duration_max_us,
-                r.made,
-            ]
-        })
-        .collect()
-}
-
 /// Times the SQL the stores sent before they were reshaped (for the
 /// questions that took seconds through the API), next to reshaped SQL in
 /// one statement and to what the stores do now (`Store::spans`,
@@ -295,7 +231,6 @@ fn service_numbers(rows: &[ServiceRow]) -> Vec<Vec<u64>> {
 fn sql_shapes(
     stores: Vec<Loaded>,
     questions: &[(&str, SpanQuery)],
-    services: ServiceQuery,
     id: u64,
     runs: usize,
     budget: f64,
@@ -335,11 +270,6 @@ fn sql_shapes(
                     for (_, q) in questions {
                         now.push(time_it(runs, budget, || store_ids(&store, q)));
                     }
-                    now.push(time_it(runs, budget, || {
-                        service_fingerprint(&service_numbers(
-                            &store.services(&services).expect("Store::services"),
-                        ))
-                    }));
                 }
                 // The store is closed: this connection is the only one on
                 // the file.
@@ -353,7 +283,6 @@ fn sql_shapes(
                         .expect("rows");
                     fingerprint(&ids)
                 };
-                let services_now = now.pop().expect("services timed");
                 for ((question, q), c) in questions.iter().zip(now) {
                     let q = q.clipped();
                     let tables: Vec<String> = (day_of(q.from_us)..=day_of(q.to_us - 1))
@@ -396,38 +325,6 @@ fn sql_shapes(
                         c,
                     );
                 }
-                let union = (day_of(services.from_us)..=day_of(services.to_us - 1))
-                    .map(|d| format!("SELECT * FROM spans_{d}"))
-                    .collect::<Vec<_>>()
-                    .join(" UNION ALL ");
-                let before_sql =
-                    services_before(&format!("({union})"), services.from_us, services.to_us);
-                let a = time_it(runs, budget, || {
-                    let mut st = conn.prepare(&before_sql).expect("prepare");
-                    let rows: Vec<Vec<u64>> = st
-                        .query_map([], |r| {
-                            (0..9)
-                                .map(|i| Ok(r.get::<_, Option<u64>>(i)?.unwrap_or(0)))
-                                .collect()
-                        })
-                        .expect("query")
-                        .collect::<Result<_, _>>()
-                        .expect("rows");
-                    service_fingerprint(&rows)
-                });
-                assert_eq!(a.returned, services_now.returned, "services: same answer");
-                row(
-                    "duckdb",
-                    "services, 24 h",
-                    "before: two GROUP BYs, UNION ALL",
-                    a,
-                );
-                row(
-                    "duckdb",
-                    "services, 24 h",
-                    "the store now (one scan)",
-                    services_now,
-                );
                 drop(conn);
                 discard(dir);
             }
@@ -480,39 +377,6 @@ fn sql_shapes(
                         c,
                     );
                 }
-                let before_sql = services_before("bench.spans", services.from_us, services.to_us);
-                let a = time_it(runs, budget, || {
-                    let text = ch
-                        .sql(port, &format!("{before_sql} FORMAT TabSeparated"))
-                        .expect("ClickHouse query");
-                    let rows: Vec<Vec<u64>> = text
-                        .lines()
-                        .map(|l| {
-                            l.split('\t')
-                                .map(|f| f.parse().expect("a number"))
-                                .collect()
-                        })
-                        .collect();
-                    service_fingerprint(&rows)
-                });
-                let c = time_it(runs, budget, || {
-                    service_fingerprint(&service_numbers(
-                        &store.services(&services).expect("Store::services"),
-                    ))
-                });
-                assert_eq!(a.returned, c.returned, "services: same answer");
-                row(
-                    "clickhouse",
-                    "services, 24 h",
-                    "before: two GROUP BYs, UNION ALL",
-                    a,
-                );
-                row(
-                    "clickhouse",
-                    "services, 24 h",
-                    "the store now (one scan)",
-                    c,
-                );
                 let before_sql = format!("SELECT {cols} FROM bench.spans WHERE id = {id} LIMIT 1");
                 let a = time_it(runs, budget, || ids(&before_sql));
                 let c = time_it(runs, budget, || {
@@ -811,18 +675,7 @@ fn main() {
             },
         ),
     ];
-    let services_q = ServiceQuery {
-        from_us: day_q.from_us,
-        to_us: day_q.to_us,
-    };
-    let shapes = sql_shapes(
-        stores,
-        &shape_questions,
-        services_q,
-        recent_id,
-        runs,
-        budget,
-    );
+    let shapes = sql_shapes(stores, &shape_questions, recent_id, runs, budget);
 
     // --- the report -------------------------------------------------------
     println!();

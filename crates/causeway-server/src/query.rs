@@ -157,11 +157,11 @@ impl ServiceQuery {
     /// Served requests: server-side spans (server process or network);
     /// made requests: client-process spans. Columns: service, protocol,
     /// served, client errors, server errors, timeouts, duration sum, max, made.
-    ///
-    /// One scan: a span counts either as served (by `service_1`) or as
-    /// made (by `service_0`), never both, so each row is grouped under the
-    /// one service it counts for.
     pub fn sql(&self, table: &str) -> String {
+        let range = format!(
+            "start_time_us >= {} AND start_time_us < {}",
+            self.from_us, self.to_us
+        );
         let (client, server, network) = (
             ObservationPoint::Client.code(),
             ObservationPoint::Server.code(),
@@ -172,20 +172,21 @@ impl ServiceQuery {
             ResponseStatus::ServerError.code(),
             ResponseStatus::Timeout.code(),
         );
-        let served = format!("observation_point IN ({server}, {network})");
         format!(
-            "SELECT CASE WHEN {served} THEN service_1 ELSE service_0 END AS service, protocol, \
-             sum(CASE WHEN {served} THEN 1 ELSE 0 END), \
-             sum(CASE WHEN {served} AND response_status = {ce} THEN 1 ELSE 0 END), \
-             sum(CASE WHEN {served} AND response_status = {se} THEN 1 ELSE 0 END), \
-             sum(CASE WHEN {served} AND response_status = {to} THEN 1 ELSE 0 END), \
-             sum(CASE WHEN {served} THEN duration_us ELSE 0 END), \
-             max(CASE WHEN {served} THEN duration_us ELSE 0 END), \
-             sum(CASE WHEN {served} THEN 0 ELSE 1 END) \
-             FROM {table} WHERE start_time_us >= {} AND start_time_us < {} \
-             AND (({served} AND service_1 != 0) OR (observation_point = {client} AND service_0 != 0)) \
-             GROUP BY service, protocol ORDER BY service, protocol",
-            self.from_us, self.to_us
+            "SELECT service, protocol, sum(served), sum(ce), sum(se), sum(tmo), sum(dur), max(dmax), sum(made) FROM (\
+             SELECT service_1 AS service, protocol, count(*) AS served, \
+             sum(CASE WHEN response_status = {ce} THEN 1 ELSE 0 END) AS ce, \
+             sum(CASE WHEN response_status = {se} THEN 1 ELSE 0 END) AS se, \
+             sum(CASE WHEN response_status = {to} THEN 1 ELSE 0 END) AS tmo, \
+             sum(duration_us) AS dur, max(duration_us) AS dmax, 0 AS made \
+             FROM {table} WHERE {range} AND observation_point IN ({server}, {network}) AND service_1 != 0 \
+             GROUP BY service_1, protocol \
+             UNION ALL \
+             SELECT service_0 AS service, protocol, 0 AS served, 0 AS ce, 0 AS se, 0 AS tmo, \
+             0 AS dur, 0 AS dmax, count(*) AS made \
+             FROM {table} WHERE {range} AND observation_point = {client} AND service_0 != 0 \
+             GROUP BY service_0, protocol) \
+             GROUP BY service, protocol ORDER BY service, protocol"
         )
     }
 }
