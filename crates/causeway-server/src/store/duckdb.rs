@@ -8,11 +8,11 @@
 //!   DuckDB commits through its write-ahead log, so an acknowledged batch
 //!   survives `kill -9`.
 //! - The log is folded into the tables (a checkpoint) once it passes
-//!   [`CHECKPOINT_THRESHOLD`], not DuckDB's default 16 MiB: a checkpoint
-//!   rewrites the day's last, partly filled row group whole, so with small
-//!   checkpoints every batch's commit paid for rewriting what was already
-//!   on disk (writes 2.2x faster, and no free blocks left in the file;
-//!   bench/server.md). Commits still go through the log, so durability is
+//!   [`CHECKPOINT_THRESHOLD`], not DuckDB's default 16 MiB: with small
+//!   checkpoints the commits that checkpoint took most of the write time
+//!   and left free blocks in the file (row groups already on disk
+//!   rewritten); at 64 MB the store's writes were 1.4x to 2.3x faster
+//!   (bench/server.md). Commits still go through the log, so durability is
 //!   the same; a restart after a crash replays at most that much log.
 //! - Rows go in through DuckDB's appender (columnar, no SQL per row).
 //! - One connection writes; readers take their own connections from a
@@ -297,10 +297,9 @@ impl Store for DuckStore {
         // Day by day, newest first, each day's table asked for what the
         // page still lacks: every span of a day is newer than every span of
         // the days before it, so the concatenation is the answer. Each
-        // statement is a top-N over one table, which DuckDB answers reading
-        // whole rows only for the spans it returns; a UNION ALL of the days
-        // under one ORDER BY/LIMIT made it read whole rows of every span in
-        // range (10x slower over a 24 h range of 10 M spans, bench/server.md).
+        // statement is a top-N over one table, which DuckDB answers fast; a
+        // UNION ALL of the days under one ORDER BY/LIMIT took 10x to 40x as
+        // long over a 24 h range of 10 M spans (bench/server.md).
         // One transaction: every day is read at the same snapshot.
         let q = q.clipped();
         if q.to_us <= q.from_us || q.limit == 0 {
