@@ -26,11 +26,16 @@
 //!
 //! A re-sent batch has the same (agent, session, seq), so a server that
 //! stored it before losing the acknowledgement stores it no second time.
+//!
+//! Flow reports from packet capture ([`SpanSink::on_flow`]) ride in the
+//! same batches as wire rows of their own ([`flows`]), under the same
+//! bound (a batch's spans and flows count together), with counts of their
+//! own in [`ExportStats`].
 
 use crate::pipeline::SpanSink;
 use crate::red::{Aggregator, RedConfig};
 use causeway_model::tags::{tag_id, TagKind};
-use causeway_model::wire::{Ack, Batch, MetricRow, SpanRow, Tag};
+use causeway_model::wire::{Ack, Batch, FlowRow, MetricRow, SpanRow, Tag};
 use causeway_model::{ObservationPoint, ResponseStatus, Span};
 use std::collections::{HashSet, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
@@ -116,6 +121,11 @@ pub struct ExportStats {
     pub retries: AtomicU64,
     /// Spans the sender holds now.
     pub spans_held: AtomicU64,
+    /// Flow reports, and what became of them (as for spans).
+    pub flows_in: AtomicU64,
+    pub flows_acked: AtomicU64,
+    pub flows_dropped: AtomicU64,
+    pub flows_refused: AtomicU64,
     /// Metric rows made from the spans, and what became of them (as for spans).
     pub metric_rows_in: AtomicU64,
     pub metric_rows_acked: AtomicU64,
@@ -367,6 +377,7 @@ const BATCH_METRIC_ROWS: usize = 20_000;
 /// A batch on its way from the capture thread to the sender.
 struct Handoff {
     spans: Vec<SpanRow>,
+    flows: Vec<FlowRow>,
     metrics: Vec<MetricRow>,
     tags: Vec<Tag>,
 }
@@ -376,6 +387,7 @@ pub struct ExportSink {
     encoder: Encoder,
     red: Aggregator,
     spans: Vec<SpanRow>,
+    flows: Vec<FlowRow>,
     /// Metric rows emitted and not yet handed over; after a failed
     /// hand-over they wait for the next (within `buffer_metric_rows`).
     metrics: Vec<MetricRow>,
@@ -401,7 +413,11 @@ impl ExportSink {
         loop {
             let mut tags = std::mem::take(&mut self.carried);
             tags.extend(self.encoder.take_new_tags());
-            if self.spans.is_empty() && self.metrics.is_empty() && tags.is_empty() {
+            if self.spans.is_empty()
+                && self.flows.is_empty()
+                && self.metrics.is_empty()
+                && tags.is_empty()
+            {
                 return;
             }
             let metrics = if self.metrics.len() > BATCH_METRIC_ROWS {
@@ -411,6 +427,7 @@ impl ExportSink {
             };
             let h = Handoff {
                 spans: std::mem::replace(&mut self.spans, Vec::with_capacity(self.batch_spans)),
+                flows: std::mem::take(&mut self.flows),
                 metrics,
                 tags,
             };
@@ -420,6 +437,9 @@ impl ExportSink {
                     self.stats
                         .spans_dropped
                         .fetch_add(h.spans.len() as u64, Relaxed);
+                    self.stats
+                        .flows_dropped
+                        .fetch_add(h.flows.len() as u64, Relaxed);
                     self.carried = h.tags;
                     // Metric rows wait for the next hand-over, within their bound.
                     let room = self.buffer_metric_rows.saturating_sub(self.metrics.len());
@@ -469,6 +489,16 @@ impl SpanSink for ExportSink {
         self.red.add(&row, endpoint, now);
         self.spans.push(row);
         if self.spans.len() >= self.batch_spans {
+            self.hand_over();
+        }
+    }
+
+    fn on_flow(&mut self, flow: causeway_model::Flow) {
+        self.stats.flows_in.fetch_add(1, Relaxed);
+        let row = self.encoder.encode_flow(&flow);
+        self.red.add_flow(&row);
+        self.flows.push(row);
+        if self.flows.len() >= self.batch_spans {
             self.hand_over();
         }
     }
@@ -551,6 +581,7 @@ pub fn start(config: ExportConfig, transport: Box<dyn Transport>) -> (ExportSink
         },
         red: Aggregator::new(config.red.clone()),
         spans: Vec::with_capacity(config.batch_spans),
+        flows: Vec::new(),
         metrics: Vec::new(),
         carried: Vec::new(),
         tx,
@@ -604,12 +635,16 @@ impl Sender {
     fn enqueue(&mut self, h: Handoff) {
         let mut tags = std::mem::take(&mut self.carried);
         tags.extend(h.tags);
-        let (mut spans, mut metrics) = (h.spans, h.metrics);
-        if self.held + spans.len() > self.buffer_spans {
+        let (mut spans, mut flows, mut metrics) = (h.spans, h.flows, h.metrics);
+        if self.held + spans.len() + flows.len() > self.buffer_spans {
             self.stats
                 .spans_dropped
                 .fetch_add(spans.len() as u64, Relaxed);
+            self.stats
+                .flows_dropped
+                .fetch_add(flows.len() as u64, Relaxed);
             spans = Vec::new();
+            flows = Vec::new();
         }
         if self.held_metrics + metrics.len() > self.buffer_metric_rows {
             self.stats
@@ -617,12 +652,12 @@ impl Sender {
                 .fetch_add(metrics.len() as u64, Relaxed);
             metrics = Vec::new();
         }
-        if spans.is_empty() && metrics.is_empty() {
+        if spans.is_empty() && flows.is_empty() && metrics.is_empty() {
             self.carried = tags;
             return;
         }
         self.seq += 1;
-        self.held += spans.len();
+        self.held += spans.len() + flows.len();
         self.held_metrics += metrics.len();
         self.note_held();
         self.queue.push_back(Batch {
@@ -631,6 +666,7 @@ impl Sender {
             seq: self.seq,
             tags,
             spans,
+            flows,
             metrics,
         });
     }
@@ -644,7 +680,7 @@ impl Sender {
 
     fn pop_front(&mut self) -> Option<Batch> {
         let b = self.queue.pop_front()?;
-        self.held -= b.spans.len();
+        self.held -= b.spans.len() + b.flows.len();
         self.held_metrics -= b.metrics.len();
         self.note_held();
         Some(b)
@@ -692,6 +728,9 @@ impl Sender {
                             .spans_dropped
                             .fetch_add(b.spans.len() as u64, Relaxed);
                         self.stats
+                            .flows_dropped
+                            .fetch_add(b.flows.len() as u64, Relaxed);
+                        self.stats
                             .metric_rows_dropped
                             .fetch_add(b.metrics.len() as u64, Relaxed);
                     }
@@ -713,6 +752,9 @@ impl Sender {
                             .spans_acked
                             .fetch_add(b.spans.len() as u64, Relaxed);
                         self.stats
+                            .flows_acked
+                            .fetch_add(b.flows.len() as u64, Relaxed);
+                        self.stats
                             .metric_rows_acked
                             .fetch_add(b.metrics.len() as u64, Relaxed);
                         self.stats.batches_acked.fetch_add(1, Relaxed);
@@ -727,6 +769,9 @@ impl Sender {
                         self.stats
                             .spans_refused
                             .fetch_add(b.spans.len() as u64, Relaxed);
+                        self.stats
+                            .flows_refused
+                            .fetch_add(b.flows.len() as u64, Relaxed);
                         self.stats
                             .metric_rows_refused
                             .fetch_add(b.metrics.len() as u64, Relaxed);
@@ -749,6 +794,7 @@ impl Sender {
     }
 }
 
+pub mod flows;
 mod grpc;
 pub use grpc::GrpcTransport;
 

@@ -33,9 +33,12 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::time::Duration;
 
-/// Where finished spans go.
+/// Where finished spans go (and, from packet capture, flow reports).
 pub trait SpanSink {
     fn on_span(&mut self, span: Span);
+    /// A flow report from packet capture ([`crate::capture`]); sinks
+    /// that keep no flows ignore it.
+    fn on_flow(&mut self, _flow: causeway_model::Flow) {}
     /// Called after each batch of events, so a sink may buffer in between.
     fn flush(&mut self) {}
 }
@@ -232,6 +235,12 @@ struct Core {
     /// is still named by its client process.
     closed_endpoints: HashMap<(L4Protocol, SocketAddr, SocketAddr), (u64, u32, Comm)>,
     closed_order: VecDeque<(u64, (L4Protocol, SocketAddr, SocketAddr))>,
+    /// The process behind each local UDP socket by local address alone
+    /// (with the socket's id): a UDP server (a DNS resolver) answers every
+    /// client from one unconnected socket, whose events each name another
+    /// remote, so its first tuple in `endpoints` names only its first
+    /// client; its clients find it here by the address they sent to.
+    udp_locals: HashMap<SocketAddr, (u64, u32, Comm)>,
 }
 
 /// Closed sockets' endpoints kept at most.
@@ -250,6 +259,7 @@ impl Pipeline {
                 endpoints: HashMap::new(),
                 closed_endpoints: HashMap::new(),
                 closed_order: VecDeque::new(),
+                udp_locals: HashMap::new(),
             },
             last_sweep_ns: 0,
         }
@@ -297,6 +307,10 @@ impl Pipeline {
                         let t = e.tuple;
                         core.endpoints
                             .insert((t.l4, t.local, t.remote), (e.pid, e.comm));
+                        if t.l4 == L4Protocol::Udp {
+                            core.udp_locals
+                                .insert(t.local, (e.socket_id, e.pid, e.comm));
+                        }
                         s.endpoint = Some(t);
                     }
                     if !s.opaque {
@@ -318,7 +332,7 @@ impl Pipeline {
             SocketEvent::Close(c) => {
                 core.stats.sockets_closed += 1;
                 if let Some(mut s) = self.sockets.remove(&c.socket_id) {
-                    core.retire_endpoint(&s, c.ts_ns);
+                    core.retire_endpoint(&s, c.socket_id, c.ts_ns);
                     for d in 0..2 {
                         if let Some(m) = s.current[d].take() {
                             core.finish(&mut s, m, sink);
@@ -396,7 +410,7 @@ impl Pipeline {
         }
         let idle_flush = core.config.idle_flush.as_nanos() as u64;
         let evict = core.config.socket_idle_evict.as_nanos() as u64;
-        self.sockets.retain(|_, s| {
+        self.sockets.retain(|&id, s| {
             for d in 0..2 {
                 // Only a message of unknown length can end by going quiet; one
                 // still owed announced bytes is unfinished (its peer stopped
@@ -426,7 +440,7 @@ impl Pipeline {
                 && s.current.iter().all(Option::is_none)
                 && now_ns.saturating_sub(s.last_ns) >= evict;
             if forget {
-                core.forget_endpoint(s);
+                core.forget_endpoint(s, id);
             }
             !forget
         });
@@ -489,16 +503,31 @@ impl Core {
         }
     }
 
-    fn forget_endpoint(&mut self, s: &SocketState) {
+    fn forget_endpoint(&mut self, s: &SocketState, socket_id: u64) {
         if let Some(t) = s.endpoint {
             self.endpoints.remove(&(t.l4, t.local, t.remote));
+            self.forget_udp_local(&t, socket_id);
+        }
+    }
+
+    /// Forgets a UDP socket's local address, unless another socket has
+    /// bound it since.
+    fn forget_udp_local(&mut self, t: &FiveTuple, socket_id: u64) {
+        if t.l4 == L4Protocol::Udp
+            && self
+                .udp_locals
+                .get(&t.local)
+                .is_some_and(|u| u.0 == socket_id)
+        {
+            self.udp_locals.remove(&t.local);
         }
     }
 
     /// Forgets a closed socket's endpoint, keeping it a pairing window
     /// longer for the requests its peer may still be waiting on.
-    fn retire_endpoint(&mut self, s: &SocketState, now_ns: u64) {
+    fn retire_endpoint(&mut self, s: &SocketState, socket_id: u64, now_ns: u64) {
         if let Some(t) = s.endpoint {
+            self.forget_udp_local(&t, socket_id);
             let key = (t.l4, t.local, t.remote);
             if let Some((pid, comm)) = self.endpoints.remove(&key) {
                 if self.closed_order.len() >= MAX_CLOSED_ENDPOINTS {
@@ -525,7 +554,25 @@ impl Core {
         if let Some((pid, comm)) = self.endpoints.get(&key) {
             return Some((*pid, comm));
         }
-        self.closed_endpoints.get(&key).map(|c| (c.1, &c.2))
+        if let Some(c) = self.closed_endpoints.get(&key) {
+            return Some((c.1, &c.2));
+        }
+        if t.l4 == L4Protocol::Udp {
+            // The socket the datagrams were sent to, bound to that address
+            // or to the wildcard address of its family.
+            let any = SocketAddr::new(
+                match t.remote {
+                    SocketAddr::V4(_) => std::net::Ipv4Addr::UNSPECIFIED.into(),
+                    SocketAddr::V6(_) => std::net::Ipv6Addr::UNSPECIFIED.into(),
+                },
+                t.remote.port(),
+            );
+            return [t.remote, any]
+                .iter()
+                .find_map(|a| self.udp_locals.get(a))
+                .map(|u| (u.1, &u.2));
+        }
+        None
     }
 
     fn slot_ns(&self) -> u64 {

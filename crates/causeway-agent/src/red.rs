@@ -44,8 +44,8 @@
 //! counted in [`RedStats::folded`]. What the figures add up to is kept.
 
 use causeway_model::metric::{Granularity, LatencySketch, RowKind};
-use causeway_model::wire::{MetricRow, SpanRow};
-use causeway_model::{ObservationPoint, ResponseStatus};
+use causeway_model::wire::{FlowRow, MetricRow, SpanRow};
+use causeway_model::{CloseType, ObservationPoint, ResponseStatus};
 use std::collections::{BTreeMap, HashMap};
 use std::hash::{BuildHasherDefault, Hasher};
 
@@ -71,6 +71,8 @@ impl Default for RedConfig {
 pub struct RedStats {
     /// Spans aggregated.
     pub spans: u64,
+    /// Flow reports aggregated (network figures).
+    pub flow_reports: u64,
     /// Spans that arrived after their second was emitted.
     pub late_spans: u64,
     /// Keys folded because a second had too many.
@@ -106,6 +108,67 @@ struct Cell {
     sketch: LatencySketch,
     request_bytes: u64,
     response_bytes: u64,
+    net: Net,
+}
+
+/// A cell's network figures, from flow reports (field for field the
+/// `MetricRow`'s network numbers).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct Net {
+    packets: [u64; 2],
+    bytes: [u64; 2],
+    new_flows: u64,
+    closed_flows: u64,
+    rtt_sum_us: u64,
+    rtt_count: u64,
+    rtt_max_us: u64,
+    retransmissions: [u64; 2],
+    zero_windows: [u64; 2],
+    establish_failures: u64,
+    resets: u64,
+    srt_sum_us: u64,
+    srt_count: u64,
+}
+
+impl Net {
+    fn of(f: &FlowRow) -> Net {
+        let close = CloseType::from_code(f.close_type);
+        let rtt = (f.rtt_client_us > 0 && f.rtt_server_us > 0 && f.new_flow)
+            .then_some(f.rtt_client_us + f.rtt_server_us);
+        Net {
+            packets: [f.packets_0, f.packets_1],
+            bytes: [f.bytes_0, f.bytes_1],
+            new_flows: u64::from(f.new_flow),
+            closed_flows: u64::from(close != CloseType::Active),
+            rtt_sum_us: rtt.unwrap_or(0),
+            rtt_count: u64::from(rtt.is_some()),
+            rtt_max_us: rtt.unwrap_or(0),
+            retransmissions: [f.retransmissions_0, f.retransmissions_1],
+            zero_windows: [f.zero_windows_0, f.zero_windows_1],
+            establish_failures: u64::from(close.is_establish_failure()),
+            resets: f.resets_0 + f.resets_1,
+            srt_sum_us: f.srt_sum_us,
+            srt_count: f.srt_count,
+        }
+    }
+
+    fn merge(&mut self, o: &Net) {
+        for i in 0..2 {
+            self.packets[i] += o.packets[i];
+            self.bytes[i] += o.bytes[i];
+            self.retransmissions[i] += o.retransmissions[i];
+            self.zero_windows[i] += o.zero_windows[i];
+        }
+        self.new_flows += o.new_flows;
+        self.closed_flows += o.closed_flows;
+        self.rtt_sum_us += o.rtt_sum_us;
+        self.rtt_count += o.rtt_count;
+        self.rtt_max_us = self.rtt_max_us.max(o.rtt_max_us);
+        self.establish_failures += o.establish_failures;
+        self.resets += o.resets;
+        self.srt_sum_us += o.srt_sum_us;
+        self.srt_count += o.srt_count;
+    }
 }
 
 impl Cell {
@@ -144,6 +207,7 @@ impl Cell {
         self.sketch.merge(&o.sketch);
         self.request_bytes += o.request_bytes;
         self.response_bytes += o.response_bytes;
+        self.net.merge(&o.net);
     }
 
     fn row(&self, g: Granularity, time_us: u64, k: &Key) -> MetricRow {
@@ -173,6 +237,23 @@ impl Cell {
             sketch_counts,
             request_bytes: self.request_bytes,
             response_bytes: self.response_bytes,
+            net_packets_0: self.net.packets[0],
+            net_packets_1: self.net.packets[1],
+            net_bytes_0: self.net.bytes[0],
+            net_bytes_1: self.net.bytes[1],
+            new_flows: self.net.new_flows,
+            closed_flows: self.net.closed_flows,
+            rtt_sum_us: self.net.rtt_sum_us,
+            rtt_count: self.net.rtt_count,
+            rtt_max_us: self.net.rtt_max_us,
+            retransmissions_0: self.net.retransmissions[0],
+            retransmissions_1: self.net.retransmissions[1],
+            zero_windows_0: self.net.zero_windows[0],
+            zero_windows_1: self.net.zero_windows[1],
+            establish_failures: self.net.establish_failures,
+            resets: self.net.resets,
+            srt_sum_us: self.net.srt_sum_us,
+            srt_count: self.net.srt_count,
         }
     }
 }
@@ -296,6 +377,43 @@ impl Aggregator {
                 }
             }
             window.entry(key).or_default().add(row, bucket);
+        }
+    }
+
+    /// Adds a flow report's network figures (as the exporter encoded it)
+    /// to the window its period ended in: a node row for its server and
+    /// an edge row for client → server, observation point network, keyed
+    /// by the flow's L7 protocol and its ends' services (no host or
+    /// process: the wire does not say). Reports of one flow add up.
+    pub fn add_flow(&mut self, f: &FlowRow) {
+        self.stats.flow_reports += 1;
+        // A report for a second already emitted makes another row for it.
+        let second = Granularity::Second.window(f.end_time_us);
+        let edge = Key {
+            kind: RowKind::Edge as u8,
+            observation_point: ObservationPoint::Network.code() as u8,
+            protocol: f.l7_protocol,
+            host: [0; 2],
+            process: [0; 2],
+            service: [f.service_0, f.service_1],
+            endpoint: 0,
+        };
+        let node = Key {
+            kind: RowKind::Node as u8,
+            service: [0, f.service_1],
+            ..edge
+        };
+        let net = Net::of(f);
+        let max_keys = self.config.max_keys;
+        let window = self.seconds.entry(second).or_default();
+        for mut key in [node, edge] {
+            if window.len() >= max_keys && !window.contains_key(&key) {
+                self.stats.folded += 1;
+                if key.kind == RowKind::Edge as u8 {
+                    key.service[0] = 0;
+                }
+            }
+            window.entry(key).or_default().net.merge(&net);
         }
     }
 

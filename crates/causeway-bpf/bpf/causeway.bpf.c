@@ -11,7 +11,12 @@
  * TLS: uprobes on OpenSSL's SSL_read/SSL_write (and _ex) see the plaintext.
  * The socket behind an SSL* is learnt from the syscall the library makes on
  * the same thread while inside the call (no OpenSSL struct offsets needed);
- * that syscall's own event, ciphertext, is not emitted. */
+ * that syscall's own event, ciphertext, is not emitted.
+ *
+ * Go: the goroutine behind a syscall is read from the thread's TLS, and
+ * uprobes on the Go runtime see which goroutine created which and where
+ * values pass over channels; in a Go process the syscall trace id then
+ * follows goroutines instead of threads (see "Go goroutines" below). */
 #include "vmlinux_min.h"
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_core_read.h>
@@ -23,6 +28,7 @@
 #define S_IFMT 00170000
 #define S_IFSOCK 0140000
 #define EINPROGRESS 115
+#define EEXIST 17
 
 #define MAX_PAYLOAD 16384 /* hard cap on the captured prefix */
 #define MAX_IOV 64        /* iovecs copied per message (gRPC writes a frame header and
@@ -31,6 +37,10 @@
 
 enum event_kind { EV_DATA = 1, EV_OPEN = 2, EV_CLOSE = 3 };
 enum direction { DIR_INGRESS = 0, DIR_EGRESS = 1 };
+/* trace_state.last_dir of a goroutine's state taken over from another
+ * goroutine: its next inbound message starts a new id, its outbound ones
+ * carry the inherited id. */
+#define DIR_INHERITED 2
 enum role { ROLE_UNKNOWN = 0, ROLE_CLIENT = 1, ROLE_SERVER = 2 };
 /* Must match causeway_model::Syscall's order. */
 enum sc {
@@ -103,6 +113,7 @@ struct io_args {
 
 struct sock_info {
 	u64 id;
+	u64 last_egress_ns; /* Go processes: when a send on it last began */
 	u8 role;
 };
 
@@ -150,6 +161,12 @@ struct thread_state {
 	struct io_args args;
 	struct trace_state trace;
 	struct ssl_call ssl;
+	/* Go: the process's probe cookie (0: not a probed Go process), cached
+	 * with the mm and go_procs_gen it was looked up for. */
+	u64 go_cookie;
+	u64 go_mm;
+	u64 go_gen;
+	u64 go_parent; /* Go: inside runtime.newproc1, the creating goroutine */
 };
 
 struct {
@@ -312,6 +329,313 @@ static __always_inline u64 syscall_trace_id(struct trace_state *st, u8 dir, u64 
 	return n.id;
 }
 
+/* --- Go goroutines: pseudo-threads ----------------------------------------
+ *
+ * Go runs goroutines on a pool of threads: a goroutine hops threads at every
+ * reschedule, and a server handler's downstream call is often made by a
+ * goroutine it spawned, on another thread. Per-thread trace ids then link
+ * the wrong requests. In a Go process the trace state therefore lives per
+ * goroutine, keyed by (tgid, goid), and flows the way the work does:
+ *
+ * - at each socket syscall, the goroutine is the g in the thread's TLS
+ *   (fs:-8 on amd64, the offset read from the binary): no probe on the
+ *   scheduler, whose switches are far more frequent than socket I/O. Its
+ *   goid is reported as the event's coroutine_id. (In C code called
+ *   through cgo the TLS g is g0: such syscalls are traced per thread.)
+ * - a go statement (runtime.newproc) creates a goroutine: the new one takes
+ *   over its creator's trace id, so a handler's `go call()` carries the
+ *   request's id.
+ * - a value sent on a channel carries the sender's trace id to the
+ *   goroutine that receives it (runtime.chansend, chanrecv, selectgo):
+ *   handed straight to a parked receiver, or kept per channel until a
+ *   receiver takes a buffered value or a parked sender's. net/http's client
+ *   writes each request from a long-lived per-connection goroutine fed
+ *   through a channel. A sender with no trace id makes the receiver drop
+ *   its own; the runtime's own sends (timers, from g0) change nothing.
+ * - runtime.goexit1 ends a goroutine: its state is deleted.
+ *
+ * A goroutine's inbound message continues its previous one only if it is on
+ * the same socket and nothing was sent on that socket since (by any
+ * goroutine): net/http's client reads every response of a connection in
+ * one goroutine while other goroutines write the requests.
+ *
+ * A process counts as Go once one of these probes fired in it (go_procs):
+ * any busy Go program creates goroutines or uses channels at once, and a
+ * net/http server spawns a goroutine for a connection before reading it.
+ *
+ * All of it reads user memory, never writes any. The loader packs the
+ * offsets it read from the binary into each probe's cookie (go_off_*). */
+
+struct go_key {
+	u64 goid;
+	u32 tgid;
+	u32 pad;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 131072);
+	__type(key, struct go_key);
+	__type(value, struct trace_state);
+} go_traces SEC(".maps");
+
+/* A channel's last sender's trace state (id 0: the sender had none), for
+ * the goroutine that takes the value out of the buffer. Keyed by the
+ * *hchan. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 65536);
+	__type(key, struct go_key);
+	__type(value, struct trace_state);
+} go_chans SEC(".maps");
+
+/* Go processes seen by a runtime probe: tgid -> cookie and mm (a pid
+ * reused by another program has another mm). */
+struct go_proc {
+	u64 cookie;
+	u64 mm;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 16384);
+	__type(key, u32);
+	__type(value, struct go_proc);
+} go_procs SEC(".maps");
+
+/* Bumped at each new go_procs entry: threads look their process up again. */
+u64 go_procs_gen = 0;
+
+/* Read by the agent: states made, taken over, deleted when a goroutine
+ * ended or took over "no id" from a channel, and those that could not be
+ * stored. Evictions by the LRU are what the agent finds missing: created -
+ * exited - dropped - swept - live. */
+u64 go_states_created = 0;
+u64 go_spawn_inherited = 0;
+u64 go_handoff_inherited = 0;
+u64 go_states_exited = 0;
+u64 go_states_dropped = 0;
+u64 go_state_failed = 0;
+
+/* The cookie: runtime.g.goid's offset in bits 0-15, hchan.recvq's in 16-23,
+ * hchan.sendq's in 24-31, sudog.g's in 32-39, and the g's offset from the
+ * thread pointer (signed) in 48-63 (hchan.qcount, waitq.first and scase.c
+ * are first in their structs, and a scase is two pointers: the loader
+ * checks). */
+static __always_inline u64 go_off_goid(u64 cookie) { return cookie & 0xffff; }
+static __always_inline u64 go_off_recvq(u64 cookie) { return (cookie >> 16) & 0xff; }
+static __always_inline u64 go_off_sendq(u64 cookie) { return (cookie >> 24) & 0xff; }
+static __always_inline u64 go_off_sudog_g(u64 cookie) { return (cookie >> 32) & 0xff; }
+static __always_inline s64 go_off_tls(u64 cookie) { return (s64)(__s16)(cookie >> 48); }
+
+static __always_inline u64 go_read(u64 addr)
+{
+	u64 v = 0;
+	if (addr)
+		bpf_probe_read_user(&v, sizeof(v), (void *)addr);
+	return v;
+}
+
+static __always_inline u64 go_goid(u64 g, u64 cookie)
+{
+	return g ? go_read(g + go_off_goid(cookie)) : 0;
+}
+
+/* The cookie of the current process if it is a Go process seen by a
+ * runtime probe, else 0; cached in the thread's state. */
+static __always_inline u64 go_cookie_of(struct thread_state *ts)
+{
+	struct task_struct *task = bpf_get_current_task_btf();
+	u64 mm = (u64)task->mm;
+	u64 gen = go_procs_gen;
+	if (ts->go_gen != gen || ts->go_mm != mm) {
+		u32 tgid = bpf_get_current_pid_tgid() >> 32;
+		struct go_proc *p = bpf_map_lookup_elem(&go_procs, &tgid);
+		ts->go_cookie = p && p->mm == mm ? p->cookie : 0;
+		ts->go_mm = mm;
+		ts->go_gen = gen;
+	}
+	return ts->go_cookie;
+}
+
+/* The goroutine this thread runs, from the g in its TLS; 0 if not Go (or
+ * g0: the runtime itself, or C code called through cgo). */
+static __always_inline u64 go_current_goid(struct thread_state *ts)
+{
+	u64 cookie = go_cookie_of(ts);
+	if (!cookie)
+		return 0;
+	struct task_struct *task = bpf_get_current_task_btf();
+	u64 g = go_read(task->thread.fsbase + go_off_tls(cookie));
+	return go_goid(g, cookie);
+}
+
+/* Called by every runtime probe: marks the process as Go. Returns the
+ * thread's state (0 if it could not be made). */
+static __always_inline struct thread_state *go_register(u64 cookie)
+{
+	struct task_struct *task = bpf_get_current_task_btf();
+	struct thread_state *ts = bpf_task_storage_get(&threads, task, 0,
+						       BPF_LOCAL_STORAGE_GET_F_CREATE);
+	u64 mm = (u64)task->mm;
+	if (ts && ts->go_cookie == cookie && ts->go_mm == mm)
+		return ts;
+	u32 tgid = bpf_get_current_pid_tgid() >> 32;
+	struct go_proc *p = bpf_map_lookup_elem(&go_procs, &tgid);
+	if (!p || p->mm != mm || p->cookie != cookie) {
+		struct go_proc n = { .cookie = cookie, .mm = mm };
+		bpf_map_update_elem(&go_procs, &tgid, &n, BPF_ANY);
+		__sync_fetch_and_add(&go_procs_gen, 1);
+	}
+	if (ts) {
+		ts->go_cookie = cookie;
+		ts->go_mm = mm;
+		ts->go_gen = go_procs_gen;
+	}
+	return ts;
+}
+
+static __always_inline struct trace_state *go_state(u32 tgid, u64 goid, bool create)
+{
+	struct go_key k = { .goid = goid, .tgid = tgid };
+	struct trace_state *st = bpf_map_lookup_elem(&go_traces, &k);
+	if (st || !create)
+		return st;
+	struct trace_state n = {};
+	long err = bpf_map_update_elem(&go_traces, &k, &n, BPF_NOEXIST);
+	if (err == 0)
+		__sync_fetch_and_add(&go_states_created, 1);
+	else if (err != -EEXIST)
+		__sync_fetch_and_add(&go_state_failed, 1);
+	return bpf_map_lookup_elem(&go_traces, &k);
+}
+
+/* syscall_trace_id for a goroutine (see above for the inbound rule). */
+static __always_inline u64 go_trace_id(struct trace_state *st, u8 dir, struct sock_info *info, u64 now)
+{
+	if (st->id && now - st->last_ns < trace_idle_ns) {
+		bool same = dir == DIR_EGRESS ||
+			    (st->last_dir == DIR_INGRESS && st->socket_id == info->id &&
+			     info->last_egress_ns <= st->last_ns);
+		if (same) {
+			st->last_ns = now;
+			st->last_dir = dir;
+			return st->id;
+		}
+	}
+	struct trace_state n = {
+		.id = __sync_fetch_and_add(&next_trace_id, 1) + 1,
+		.socket_id = info->id,
+		.last_ns = now,
+		.last_dir = dir,
+	};
+	*st = n;
+	return n.id;
+}
+
+/* What goroutine `goid` passes on: its live trace state, or one with id 0. */
+static __always_inline struct trace_state go_passed_on(u32 tgid, u64 goid, u64 now)
+{
+	struct trace_state out = {};
+	struct trace_state *st = go_state(tgid, goid, false);
+	if (st && st->id && now - st->last_ns < trace_idle_ns) {
+		out.id = st->id;
+		out.socket_id = st->socket_id;
+		out.last_ns = now;
+		out.last_dir = DIR_INHERITED;
+	}
+	return out;
+}
+
+/* Goroutine `to` takes over `src` (id 0: drops its own). */
+static __always_inline bool go_adopt(u32 tgid, u64 to, struct trace_state *src)
+{
+	struct go_key dk = { .goid = to, .tgid = tgid };
+	if (!src->id) {
+		if (bpf_map_delete_elem(&go_traces, &dk) == 0)
+			__sync_fetch_and_add(&go_states_dropped, 1);
+		return false;
+	}
+	struct trace_state *dst = bpf_map_lookup_elem(&go_traces, &dk);
+	if (dst) {
+		*dst = *src;
+		return true;
+	}
+	if (bpf_map_update_elem(&go_traces, &dk, src, BPF_ANY)) {
+		__sync_fetch_and_add(&go_state_failed, 1);
+		return false;
+	}
+	__sync_fetch_and_add(&go_states_created, 1);
+	return true;
+}
+
+/* The current goroutine (R14) sends on channel c. */
+static __always_inline void go_on_send(u32 tgid, u64 g, u64 c, u64 cookie, u64 now)
+{
+	u64 from = go_goid(g, cookie);
+	if (!from || !c)
+		return; /* g0: the runtime's own sends (timers) */
+	struct trace_state t = go_passed_on(tgid, from, now);
+	u64 sg = go_read(c + go_off_recvq(cookie));
+	if (sg) {
+		/* A parked receiver: the value goes straight to it. */
+		u64 to = go_goid(go_read(sg + go_off_sudog_g(cookie)), cookie);
+		if (to && go_adopt(tgid, to, &t))
+			__sync_fetch_and_add(&go_handoff_inherited, 1);
+		return;
+	}
+	/* Into the buffer, or the sender parks: the receiver takes it later.
+	 * (A channel only ever used by goroutines with no trace id gets no
+	 * entry: an update of an LRU map costs more than a lookup.) */
+	struct go_key ck = { .goid = c, .tgid = tgid };
+	struct trace_state *last = bpf_map_lookup_elem(&go_chans, &ck);
+	if (last)
+		*last = t;
+	else if (t.id && bpf_map_update_elem(&go_chans, &ck, &t, BPF_ANY))
+		__sync_fetch_and_add(&go_state_failed, 1);
+}
+
+/* The current goroutine (R14) receives from channel c. */
+static __always_inline void go_on_recv(u32 tgid, u64 g, u64 c, u64 cookie)
+{
+	if (!c)
+		return;
+	/* Nothing buffered and no sender parked: it parks, and a sender
+	 * hands it the value (go_on_send). */
+	if (!go_read(c) && !go_read(c + go_off_sendq(cookie)))
+		return;
+	u64 to = go_goid(g, cookie);
+	struct go_key ck = { .goid = c, .tgid = tgid };
+	struct trace_state *t = bpf_map_lookup_elem(&go_chans, &ck);
+	if (!to || !t)
+		return;
+	struct trace_state copy = *t;
+	if (go_adopt(tgid, to, &copy))
+		__sync_fetch_and_add(&go_handoff_inherited, 1);
+}
+
+/* The trace id of a data event: per goroutine in Go processes whose
+ * runtime is probed, per thread elsewhere. */
+static __always_inline u64 event_trace_id(struct thread_state *ts, u64 goid, u32 tgid, u8 dir,
+					  struct sock_info *info, u64 now)
+{
+	if (goid) {
+		struct trace_state *st = go_state(tgid, goid, true);
+		if (st)
+			return go_trace_id(st, dir, info, now);
+	}
+	return syscall_trace_id(&ts->trace, dir, info->id, now);
+}
+
+/* A send on a socket of a Go process begins: remembered on the socket, so
+ * that a goroutine reading it knows its next inbound message is new. */
+static __always_inline void go_mark_egress(u64 sk, u64 now)
+{
+	struct sock_info *info = sock_lookup(sk, ROLE_UNKNOWN, false);
+	if (info)
+		info->last_egress_ns = now;
+}
+
 static __always_inline void save_args(struct io_args *a)
 {
 	struct thread_state *ts = bpf_task_storage_get(&threads, bpf_get_current_task_btf(), 0,
@@ -319,6 +643,8 @@ static __always_inline void save_args(struct io_args *a)
 	if (!ts)
 		return;
 	ts->args = *a;
+	if (a->direction == DIR_EGRESS && a->syscall < SC_CONNECT && go_cookie_of(ts))
+		go_mark_egress(a->sk, a->enter_ns);
 	/* Inside SSL_read/SSL_write: this is the SSL's socket. */
 	if (ts->ssl.active && !ts->ssl.sk) {
 		ts->ssl.sk = a->sk;
@@ -493,8 +819,9 @@ static __always_inline int on_exit(struct syscall_exit_ctx *ctx)
 	if (!e)
 		return 0;
 	fill_common(e, &a, pid_tgid, info, now);
-	u64 tid = syscall_trace_id(&ts->trace, a.direction, info->id, now);
-	e->h.trace_id = tid;
+	u64 goid = go_current_goid(ts);
+	e->h.coroutine_id = goid;
+	e->h.trace_id = event_trace_id(ts, goid, pid_tgid >> 32, a.direction, info, now);
 
 	if (a.syscall == SC_SENDMMSG || a.syscall == SC_RECVMMSG) {
 		/* ret is the number of messages; each becomes one event. */
@@ -625,7 +952,9 @@ static __always_inline int ssl_exit(struct pt_regs *ctx)
 	};
 	fill_common(e, &a, pid_tgid, info, now);
 	e->h.flags = F_TLS;
-	e->h.trace_id = syscall_trace_id(&ts->trace, c.dir, info->id, now);
+	u64 goid = go_current_goid(ts);
+	e->h.coroutine_id = goid;
+	e->h.trace_id = event_trace_id(ts, goid, pid_tgid >> 32, c.dir, info, now);
 	e->h.total_len = n;
 	e->h.tcp_seq = c.tcp_seq;
 	u32 want = cap_of(n);
@@ -751,7 +1080,11 @@ int go_tls_return(struct pt_regs *ctx)
 	e->h.coroutine_id = c.goid;
 	struct thread_state *ts = bpf_task_storage_get(&threads, bpf_get_current_task_btf(), 0,
 						       BPF_LOCAL_STORAGE_GET_F_CREATE);
-	e->h.trace_id = ts ? syscall_trace_id(&ts->trace, c.dir, info->id, now) : 0;
+	/* Per goroutine when the runtime is probed (the thread knows its
+	 * goroutine), per thread otherwise. */
+	e->h.trace_id = ts ? event_trace_id(ts, go_cookie_of(ts) ? c.goid : 0, pid_tgid >> 32, c.dir,
+					    info, now)
+			   : 0;
 	e->h.total_len = n;
 	e->h.tcp_seq = c.tcp_seq;
 	u32 want = cap_of(n);
@@ -759,6 +1092,132 @@ int go_tls_return(struct pt_regs *ctx)
 		want = MAX_PAYLOAD;
 	e->h.cap_len = bpf_probe_read_user(e->data, want, (void *)c.buf) ? 0 : want;
 	submit(e);
+	return 0;
+}
+
+/* --- Go runtime ----------------------------------------------------------
+ * Attached by the loader to each Go executable (Go 1.18+, amd64 register
+ * ABI: arguments in RAX, RBX, RCX, RDI, RSI, ...; the current g in R14),
+ * with the offsets it read from the binary as the cookie. */
+
+static __always_inline void go_spawned(u64 child, u64 parent)
+{
+	u64 pid_tgid = bpf_get_current_pid_tgid();
+	if (!child || !parent || skip_process(pid_tgid))
+		return;
+	struct trace_state t = go_passed_on(pid_tgid >> 32, parent, bpf_ktime_get_ns());
+	if (t.id && go_adopt(pid_tgid >> 32, child, &t))
+		__sync_fetch_and_add(&go_spawn_inherited, 1);
+}
+
+/* runtime.newproc1(fn, callergp *g, pc) *g, at entry: the creator is
+ * callergp (RBX; it runs on the system stack, R14 is g0). */
+SEC("uprobe")
+int go_newproc1(struct pt_regs *ctx)
+{
+	if (skip_process(bpf_get_current_pid_tgid()))
+		return 0;
+	u64 cookie = bpf_get_attach_cookie(ctx);
+	struct thread_state *ts = go_register(cookie);
+	if (ts)
+		ts->go_parent = go_goid(ctx->bx, cookie);
+	return 0;
+}
+
+/* The new goroutine: in runtime.newproc's closure, at the `call
+ * runtime.runqput(pp, newg, true)` right after newproc1 returned (newg in
+ * RBX) ... */
+SEC("uprobe")
+int go_newproc_runqput(struct pt_regs *ctx)
+{
+	struct thread_state *ts = bpf_task_storage_get(&threads, bpf_get_current_task_btf(), 0, 0);
+	if (!ts || !ts->go_parent)
+		return 0;
+	u64 parent = ts->go_parent;
+	ts->go_parent = 0;
+	go_spawned(go_goid(ctx->bx, bpf_get_attach_cookie(ctx)), parent);
+	return 0;
+}
+
+/* ... or, where that call is not found, at each RET of newproc1 (newg in
+ * RAX). */
+SEC("uprobe")
+int go_newproc1_return(struct pt_regs *ctx)
+{
+	struct thread_state *ts = bpf_task_storage_get(&threads, bpf_get_current_task_btf(), 0, 0);
+	if (!ts || !ts->go_parent)
+		return 0;
+	u64 parent = ts->go_parent;
+	ts->go_parent = 0;
+	go_spawned(go_goid(ctx->ax, bpf_get_attach_cookie(ctx)), parent);
+	return 0;
+}
+
+/* runtime.chansend(c *hchan, ep, block, callerpc) bool */
+SEC("uprobe")
+int go_chansend(struct pt_regs *ctx)
+{
+	u64 pid_tgid = bpf_get_current_pid_tgid();
+	if (skip_process(pid_tgid))
+		return 0;
+	u64 cookie = bpf_get_attach_cookie(ctx);
+	go_register(cookie);
+	go_on_send(pid_tgid >> 32, ctx->r14, ctx->ax, cookie, bpf_ktime_get_ns());
+	return 0;
+}
+
+/* runtime.chanrecv(c *hchan, ep, block) (selected, received bool) */
+SEC("uprobe")
+int go_chanrecv(struct pt_regs *ctx)
+{
+	u64 pid_tgid = bpf_get_current_pid_tgid();
+	if (skip_process(pid_tgid))
+		return 0;
+	u64 cookie = bpf_get_attach_cookie(ctx);
+	go_register(cookie);
+	go_on_recv(pid_tgid >> 32, ctx->r14, ctx->ax, cookie);
+	return 0;
+}
+
+#define GO_SELECT_CASES 8
+
+/* runtime.selectgo(cas0 *scase, order0, pc0, nsends, nrecvs int, block):
+ * cas0[0:nsends] send, cas0[nsends:nsends+nrecvs] receive; a scase is
+ * {c *hchan, elem}. Every case is looked at, not only the one chosen. */
+SEC("uprobe")
+int go_selectgo(struct pt_regs *ctx)
+{
+	u64 pid_tgid = bpf_get_current_pid_tgid();
+	if (skip_process(pid_tgid))
+		return 0;
+	u32 tgid = pid_tgid >> 32;
+	u64 cookie = bpf_get_attach_cookie(ctx);
+	go_register(cookie);
+	u64 cas0 = ctx->ax, nsends = ctx->di, n = ctx->di + ctx->si, now = bpf_ktime_get_ns();
+	for (int i = 0; i < GO_SELECT_CASES; i++) {
+		if (i >= n)
+			break;
+		u64 c = go_read(cas0 + i * 16);
+		if (i < nsends)
+			go_on_send(tgid, ctx->r14, c, cookie, now);
+		else
+			go_on_recv(tgid, ctx->r14, c, cookie);
+	}
+	return 0;
+}
+
+/* runtime.goexit1(): the current goroutine (R14) ends. */
+SEC("uprobe")
+int go_goexit1(struct pt_regs *ctx)
+{
+	u64 pid_tgid = bpf_get_current_pid_tgid();
+	if (skip_process(pid_tgid))
+		return 0;
+	u64 cookie = bpf_get_attach_cookie(ctx);
+	go_register(cookie);
+	struct go_key k = { .goid = go_goid(ctx->r14, cookie), .tgid = pid_tgid >> 32 };
+	if (k.goid && bpf_map_delete_elem(&go_traces, &k) == 0)
+		__sync_fetch_and_add(&go_states_exited, 1);
 	return 0;
 }
 

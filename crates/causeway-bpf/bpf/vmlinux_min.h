@@ -122,9 +122,19 @@ struct files_struct {
 	struct fdtable *fdt;
 };
 
+struct mm_struct {
+	unsigned long start_code;
+};
+
+struct thread_struct {
+	unsigned long fsbase;
+};
+
 struct task_struct {
 	struct files_struct *files;
 	char comm[16];
+	struct mm_struct *mm;
+	struct thread_struct thread;
 };
 
 #pragma clang attribute pop

@@ -1,14 +1,18 @@
 //! Attaching the TLS uprobes: OpenSSL's on every libssl on the host, Go
-//! crypto/tls's on every Go executable that runs.
+//! crypto/tls's on every Go executable that runs, and with them the Go
+//! runtime probes ([`crate::go_runtime`]) on the same executables.
 //!
 //! A uprobe hangs off a file (its inode), so one attachment per library file
 //! covers every process that maps it, those already running and those that
 //! start later. Libraries are found at the usual Debian paths and in the
 //! memory maps of running processes (through `/proc/PID/root`, so libraries
 //! inside containers count too); [`TlsProbes::scan`] runs again from time to
-//! time to pick up libraries that appeared since. Go links crypto/tls into
-//! each executable, so every running executable is looked at once (by
-//! inode) and probed if [`crate::go_tls::analyse`] finds the functions.
+//! time to pick up libraries that appeared since. Go links crypto/tls and its
+//! runtime into each executable, so every running executable is looked at
+//! once (by inode) and probed where [`crate::go_tls::sites`] and
+//! [`crate::go_runtime::sites`] find the functions. A Go program started
+//! after a scan is probed at the next one; until then its goroutines are
+//! traced as threads.
 
 use libbpf_rs::{Link, ProgramMut, UprobeOpts};
 use std::collections::HashSet;
@@ -25,6 +29,18 @@ pub(crate) struct SslPrograms<'a> {
     pub go_read: &'a ProgramMut<'a>,
     pub go_write: &'a ProgramMut<'a>,
     pub go_ret: &'a ProgramMut<'a>,
+    /// None: the Go runtime is not probed.
+    pub go_runtime: Option<GoRuntimePrograms<'a>>,
+}
+
+/// The Go runtime programs, by probe site.
+pub(crate) struct GoRuntimePrograms<'a> {
+    pub newproc_runqput: &'a ProgramMut<'a>,
+    pub newproc1: &'a ProgramMut<'a>,
+    pub newproc1_ret: &'a ProgramMut<'a>,
+    /// chansend, chanrecv, selectgo; None: channels are not followed.
+    pub channels: Option<[&'a ProgramMut<'a>; 3]>,
+    pub goexit1: &'a ProgramMut<'a>,
 }
 
 #[derive(Default)]
@@ -38,8 +54,10 @@ pub(crate) struct TlsProbes {
     pub skipped: Vec<(PathBuf, String)>,
     /// (device, inode) of every executable already looked at.
     seen_exes: HashSet<(u64, u64)>,
-    /// Go executables probed, with their Go version.
+    /// Go executables whose crypto/tls is probed, with their Go version.
     pub go_binaries: Vec<(PathBuf, String)>,
+    /// Go executables whose runtime is probed, with their Go version.
+    pub go_runtimes: Vec<(PathBuf, String)>,
 }
 
 /// Executables larger than this are not read for Go symbols.
@@ -112,18 +130,34 @@ impl TlsProbes {
             let Ok(data) = std::fs::read(&exe) else {
                 continue;
             };
-            let Ok(sites) = crate::go_tls::analyse(&data) else {
+            let Ok(elf) = crate::go_elf::GoElf::parse(&data) else {
                 continue;
             };
             // The path through /proc stays valid only while that process
             // lives; the attachment, on the inode, outlives it.
-            match attach_go(progs, &exe, &sites) {
-                Ok(mut links) => {
-                    self.links.append(&mut links);
-                    let real = std::fs::read_link(&exe).unwrap_or(exe);
-                    self.go_binaries.push((real, sites.version));
-                    new += 1;
+            let real = std::fs::read_link(&exe).unwrap_or(exe.clone());
+            if let Ok(sites) = crate::go_tls::sites(&elf) {
+                match attach_go(progs, &exe, &sites) {
+                    Ok(mut links) => {
+                        self.links.append(&mut links);
+                        self.go_binaries.push((real.clone(), sites.version));
+                        new += 1;
+                    }
+                    Err(e) => self.skipped.push((exe.clone(), e.to_string())),
                 }
+            }
+            let Some(rt) = &progs.go_runtime else {
+                continue;
+            };
+            match crate::go_runtime::sites(&elf) {
+                Ok(sites) => match attach_go_runtime(rt, &exe, &sites) {
+                    Ok(mut links) => {
+                        self.links.append(&mut links);
+                        self.go_runtimes.push((real, sites.version));
+                        new += 1;
+                    }
+                    Err(e) => self.skipped.push((exe, e.to_string())),
+                },
                 Err(e) => self.skipped.push((exe, e.to_string())),
             }
         }
@@ -201,6 +235,36 @@ fn attach_go(
         links.push(at_offset(prog, path, f.entry, sites.goid_offset)?);
         for &ret in &f.returns {
             links.push(at_offset(progs.go_ret, path, ret, 0)?);
+        }
+    }
+    Ok(links)
+}
+
+fn attach_go_runtime(
+    progs: &GoRuntimePrograms<'_>,
+    path: &Path,
+    sites: &crate::go_runtime::GoRuntimeSites,
+) -> libbpf_rs::Result<Vec<Link>> {
+    use crate::go_runtime::SpawnSite;
+    let cookie = sites.layout.cookie();
+    let mut links = vec![at_offset(progs.newproc1, path, sites.newproc1, cookie)?];
+    match &sites.spawn {
+        SpawnSite::Runqput(at) => links.push(at_offset(progs.newproc_runqput, path, *at, cookie)?),
+        SpawnSite::Returns(returns) => {
+            for &ret in returns {
+                links.push(at_offset(progs.newproc1_ret, path, ret, cookie)?);
+            }
+        }
+    }
+    links.push(at_offset(progs.goexit1, path, sites.goexit1, cookie)?);
+    if let Some(ch) = progs.channels {
+        for (prog, at) in ch
+            .into_iter()
+            .zip([sites.chansend, sites.chanrecv, sites.selectgo])
+        {
+            if let Some(at) = at {
+                links.push(at_offset(prog, path, at, cookie)?);
+            }
         }
     }
     Ok(links)

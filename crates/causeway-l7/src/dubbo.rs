@@ -242,14 +242,19 @@ pub fn message_kind(payload: &[u8]) -> Option<MessageKind> {
 
 /// The head of the Dubbo message at the start of `payload`.
 ///
-/// `Incomplete` before the 16 header bytes are there; `Mismatch` without
-/// the magic; `Invalid` for a body length out of bounds or a kind that
-/// contradicts the header's request flag. A body cut by the capture cap
-/// gives what came before the cut.
+/// `Incomplete` before the 16 header bytes are there, and for a header
+/// alone when a body follows it (clients that read the header, then the
+/// body it announces, as dubbo-python does: the caller adds the next read);
+/// `Mismatch` without the magic; `Invalid` for a body length out of bounds
+/// or a kind that contradicts the header's request flag. A body cut by the
+/// capture cap gives what came before the cut.
 pub fn parse(payload: &[u8], kind: MessageKind) -> Result<Head<'_>, ParseError> {
     let h = header(payload)?;
     if h.kind() != kind {
         return Err(ParseError::Invalid("message kind"));
+    }
+    if payload.len() == HEADER_LEN && h.body_len > 0 {
+        return Err(ParseError::Incomplete);
     }
     let body_end = payload.len().min(HEADER_LEN + h.body_len as usize);
     let body = &payload[HEADER_LEN..body_end];

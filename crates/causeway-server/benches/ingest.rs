@@ -38,6 +38,7 @@ use causeway_model::tags::TagKind;
 use causeway_model::wire::ingest_client::IngestClient;
 use causeway_model::wire::Batch;
 use causeway_server::dict::Dictionary;
+use causeway_server::flows::{FlowQuery, StoredFlow};
 use causeway_server::ingest::{IngestService, Ingestor};
 use causeway_server::metrics::ServerStats;
 use causeway_server::query::{KeyQuery, ServiceQuery, ServiceRow, SpanQuery};
@@ -140,6 +141,9 @@ impl Store for Discard {
     }
     fn drop_metric_days_before(&self, _: Granularity, _: u32) -> Result<usize, StoreError> {
         Ok(0)
+    }
+    fn flows(&self, _: &FlowQuery) -> Result<Vec<StoredFlow>, StoreError> {
+        Ok(Vec::new())
     }
 }
 

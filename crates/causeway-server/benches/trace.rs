@@ -153,6 +153,7 @@ fn load(stores: &[&dyn Store], total: u64, traces: u64) -> Vec<(u64, u64)> {
             spans,
             tags: vec![],
             metrics: vec![],
+            flows: Vec::new(),
         };
         for s in stores {
             s.write(&b).expect("write");

@@ -50,6 +50,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/metrics", get(metrics))
         .route("/api/v1/metrics", get(crate::red_api::metrics))
         .route("/api/v1/service-map", get(crate::red_api::service_map))
+        .route("/api/v1/flows", get(crate::flows_api::flows))
         .with_state(state)
 }
 
@@ -622,6 +623,7 @@ mod tests {
             "/api/v1/services",
             "/api/v1/traces/{id}",
             "/api/v1/openapi.json",
+            "/api/v1/flows",
             "/metrics",
         ] {
             assert!(paths.contains_key(route), "{route} missing");

@@ -7,6 +7,7 @@
 //! acknowledged and not stored again), then feeds the tag dictionary.
 
 use crate::dict::Dictionary;
+use crate::flows::StoredFlow;
 use crate::metrics::ServerStats;
 use crate::red::StoredMetric;
 use crate::schema::{span_id, StoredSpan};
@@ -20,6 +21,8 @@ use std::time::Instant;
 pub const MAX_BATCH_SPANS: usize = 100_000;
 /// Most metric rows one batch may carry.
 pub const MAX_BATCH_METRIC_ROWS: usize = 100_000;
+/// Flow reports one batch may carry.
+pub const MAX_BATCH_FLOWS: usize = 100_000;
 
 #[derive(Debug, thiserror::Error)]
 pub enum IngestError {
@@ -63,6 +66,12 @@ impl Ingestor {
             return Err(invalid(format!(
                 "{} metric rows in one batch (at most {MAX_BATCH_METRIC_ROWS})",
                 batch.metrics.len()
+            )));
+        }
+        if batch.flows.len() > MAX_BATCH_FLOWS {
+            return Err(invalid(format!(
+                "{} flow reports in one batch (at most {MAX_BATCH_FLOWS})",
+                batch.flows.len()
             )));
         }
         for m in &batch.metrics {
@@ -113,6 +122,16 @@ impl Ingestor {
                 row,
             })
             .collect();
+        let flows: Vec<StoredFlow> = batch
+            .flows
+            .into_iter()
+            .map(|row| StoredFlow {
+                agent,
+                session,
+                seq,
+                row,
+            })
+            .collect();
         let write = WriteBatch {
             agent,
             session,
@@ -120,6 +139,7 @@ impl Ingestor {
             spans,
             tags,
             metrics,
+            flows,
         };
         let started = Instant::now();
         let outcome = self.store.write(&write).inspect_err(|_| {
@@ -135,6 +155,7 @@ impl Ingestor {
                 ServerStats::add(&self.stats.batches, 1);
                 ServerStats::add(&self.stats.spans_stored, n as u64);
                 ServerStats::add(&self.stats.metric_rows_stored, write.metrics.len() as u64);
+                ServerStats::add(&self.stats.flows_stored, write.flows.len() as u64);
                 Ack {
                     seq,
                     stored: n as u32,

@@ -14,6 +14,8 @@
 
 pub mod api;
 pub mod dict;
+pub mod flows;
+pub mod flows_api;
 pub mod ingest;
 pub mod metrics;
 pub mod otlp;

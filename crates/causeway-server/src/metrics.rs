@@ -10,6 +10,7 @@ pub struct ServerStats {
     pub duplicate_batches: AtomicU64,
     pub spans_stored: AtomicU64,
     pub metric_rows_stored: AtomicU64,
+    pub flows_stored: AtomicU64,
     pub tags_received: AtomicU64,
     /// Pushes refused: wrong token.
     pub unauthenticated: AtomicU64,
@@ -38,7 +39,7 @@ impl ServerStats {
     /// The Prometheus exposition text; `gauges` adds (name, help, value).
     pub fn render(&self, gauges: &[(&str, &str, u64)]) -> String {
         let mut out = String::new();
-        let counters: [(&str, &str, &AtomicU64); 14] = [
+        let counters: [(&str, &str, &AtomicU64); 15] = [
             (
                 "causeway_ingest_batches_total",
                 "Batches pushed by agents and stored",
@@ -58,6 +59,11 @@ impl ServerStats {
                 "causeway_ingest_metric_rows_total",
                 "Metric rows (1 s and 1 min RED figures) stored",
                 &self.metric_rows_stored,
+            ),
+            (
+                "causeway_ingest_flows_total",
+                "Flow reports (l4_flow_log) stored",
+                &self.flows_stored,
             ),
             (
                 "causeway_ingest_tags_total",

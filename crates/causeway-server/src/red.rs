@@ -139,6 +139,23 @@ pub static METRIC_COLUMNS: &[MetricColumn] = &[
     },
     mcol!(request_bytes, U64),
     mcol!(response_bytes, U64),
+    mcol!(net_packets_0, U64),
+    mcol!(net_packets_1, U64),
+    mcol!(net_bytes_0, U64),
+    mcol!(net_bytes_1, U64),
+    mcol!(new_flows, U64),
+    mcol!(closed_flows, U64),
+    mcol!(rtt_sum_us, U64),
+    mcol!(rtt_count, U64),
+    mcol!(rtt_max_us, U64),
+    mcol!(retransmissions_0, U64),
+    mcol!(retransmissions_1, U64),
+    mcol!(zero_windows_0, U64),
+    mcol!(zero_windows_1, U64),
+    mcol!(establish_failures, U64),
+    mcol!(resets, U64),
+    mcol!(srt_sum_us, U64),
+    mcol!(srt_count, U64),
 ];
 
 /// The table (or, for DuckDB, the prefix of the day tables) of a granularity.
@@ -311,7 +328,59 @@ pub struct Figures {
     pub request_bytes: u64,
     pub response_bytes: u64,
     pub sketch: LatencySketch,
+    /// Network figures (flow reports), in [`NET_COLUMNS`] order.
+    pub net: [u64; NET_COLUMNS.len()],
 }
+
+/// The network figures' columns; all are summed except `rtt_max_us`.
+pub const NET_COLUMNS: [&str; 17] = [
+    "net_packets_0",
+    "net_packets_1",
+    "net_bytes_0",
+    "net_bytes_1",
+    "new_flows",
+    "closed_flows",
+    "rtt_sum_us",
+    "rtt_count",
+    "rtt_max_us",
+    "retransmissions_0",
+    "retransmissions_1",
+    "zero_windows_0",
+    "zero_windows_1",
+    "establish_failures",
+    "resets",
+    "srt_sum_us",
+    "srt_count",
+];
+
+/// Index of a network column in [`Figures::net`].
+const fn net_at(name: &str) -> usize {
+    let mut i = 0;
+    while i < NET_COLUMNS.len() {
+        if const_eq(NET_COLUMNS[i], name) {
+            return i;
+        }
+        i += 1;
+    }
+    panic!("no such network column")
+}
+
+const fn const_eq(a: &str, b: &str) -> bool {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    if a.len() != b.len() {
+        return false;
+    }
+    let mut i = 0;
+    while i < a.len() {
+        if a[i] != b[i] {
+            return false;
+        }
+        i += 1;
+    }
+    true
+}
+
+const RTT_MAX: usize = net_at("rtt_max_us");
 
 impl Figures {
     /// From the ten sums of [`MetricQuery::sums_sql`], in order.
@@ -329,7 +398,15 @@ impl Figures {
             request_bytes: at(8),
             response_bytes: at(9),
             sketch: LatencySketch::new(),
+            net: std::array::from_fn(|i| at(10 + i)),
         }
+    }
+
+    fn net(&self, name: &str) -> u64 {
+        NET_COLUMNS
+            .iter()
+            .position(|c| *c == name)
+            .map_or(0, |i| self.net[i])
     }
 
     pub fn merge(&mut self, o: &Figures) {
@@ -344,6 +421,13 @@ impl Figures {
         self.request_bytes += o.request_bytes;
         self.response_bytes += o.response_bytes;
         self.sketch.merge(&o.sketch);
+        for (i, (a, b)) in self.net.iter_mut().zip(o.net).enumerate() {
+            if i == RTT_MAX {
+                *a = (*a).max(b);
+            } else {
+                *a += b;
+            }
+        }
     }
 
     /// The `q` latency quantile in microseconds (rounded, at most the
@@ -385,6 +469,38 @@ impl Figures {
             Metric::P99 => return self.quantile_us(0.99),
             Metric::RequestBytes => self.request_bytes,
             Metric::ResponseBytes => self.response_bytes,
+            Metric::ClientPackets => self.net("net_packets_0"),
+            Metric::ServerPackets => self.net("net_packets_1"),
+            Metric::ClientBytes => self.net("net_bytes_0"),
+            Metric::ServerBytes => self.net("net_bytes_1"),
+            Metric::NewFlows => self.net("new_flows"),
+            Metric::ClosedFlows => self.net("closed_flows"),
+            Metric::RttAvg => {
+                let n = self.net("rtt_count");
+                if n == 0 {
+                    return None;
+                }
+                (self.net("rtt_sum_us") as f64 / n as f64).round() as u64
+            }
+            Metric::RttMax => {
+                if self.net("rtt_count") == 0 {
+                    return None;
+                }
+                self.net("rtt_max_us")
+            }
+            Metric::Retransmissions => {
+                self.net("retransmissions_0") + self.net("retransmissions_1")
+            }
+            Metric::ZeroWindows => self.net("zero_windows_0") + self.net("zero_windows_1"),
+            Metric::EstablishFailures => self.net("establish_failures"),
+            Metric::Resets => self.net("resets"),
+            Metric::SrtAvg => {
+                let n = self.net("srt_count");
+                if n == 0 {
+                    return None;
+                }
+                (self.net("srt_sum_us") as f64 / n as f64).round() as u64
+            }
         })
     }
 }
@@ -409,10 +525,24 @@ pub enum Metric {
     P99,
     RequestBytes,
     ResponseBytes,
+    /// Network figures (packet capture's flows; observation point network).
+    ClientPackets,
+    ServerPackets,
+    ClientBytes,
+    ServerBytes,
+    NewFlows,
+    ClosedFlows,
+    RttAvg,
+    RttMax,
+    Retransmissions,
+    ZeroWindows,
+    EstablishFailures,
+    Resets,
+    SrtAvg,
 }
 
 impl Metric {
-    pub const ALL: [Metric; 16] = [
+    pub const ALL: [Metric; 29] = [
         Metric::Requests,
         Metric::Responses,
         Metric::ClientErrors,
@@ -429,6 +559,19 @@ impl Metric {
         Metric::P99,
         Metric::RequestBytes,
         Metric::ResponseBytes,
+        Metric::ClientPackets,
+        Metric::ServerPackets,
+        Metric::ClientBytes,
+        Metric::ServerBytes,
+        Metric::NewFlows,
+        Metric::ClosedFlows,
+        Metric::RttAvg,
+        Metric::RttMax,
+        Metric::Retransmissions,
+        Metric::ZeroWindows,
+        Metric::EstablishFailures,
+        Metric::Resets,
+        Metric::SrtAvg,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -449,6 +592,19 @@ impl Metric {
             Metric::P99 => "latency_p99_us",
             Metric::RequestBytes => "request_bytes",
             Metric::ResponseBytes => "response_bytes",
+            Metric::ClientPackets => "client_packets",
+            Metric::ServerPackets => "server_packets",
+            Metric::ClientBytes => "client_bytes",
+            Metric::ServerBytes => "server_bytes",
+            Metric::NewFlows => "new_flows",
+            Metric::ClosedFlows => "closed_flows",
+            Metric::RttAvg => "rtt_avg_us",
+            Metric::RttMax => "rtt_max_us",
+            Metric::Retransmissions => "retransmissions",
+            Metric::ZeroWindows => "zero_windows",
+            Metric::EstablishFailures => "establish_failures",
+            Metric::Resets => "resets",
+            Metric::SrtAvg => "srt_avg_us",
         }
     }
 
@@ -604,7 +760,8 @@ impl MetricQuery {
 
     /// Per group (and step): the dimensions, the step's start, then
     /// requests, responses, client errors, server errors, timeouts,
-    /// latency sum, count and max, request and response bytes.
+    /// latency sum, count and max, request and response bytes, and the
+    /// network figures ([`NET_COLUMNS`]).
     pub fn sums_sql(&self, src: &str) -> String {
         let (select, names) = self.keys();
         let lead = if select.is_empty() {
@@ -620,7 +777,16 @@ impl MetricQuery {
         format!(
             "SELECT {lead}sum(requests), sum(responses), sum(client_errors), sum(server_errors), \
              sum(timeouts), sum(latency_sum_us), sum(latency_count), max(latency_max_us), \
-             sum(request_bytes), sum(response_bytes) FROM {src} WHERE {}{group}",
+             sum(request_bytes), sum(response_bytes), {} FROM {src} WHERE {}{group}",
+            NET_COLUMNS
+                .iter()
+                .map(|c| if *c == "rtt_max_us" {
+                    format!("max({c})")
+                } else {
+                    format!("sum({c})")
+                })
+                .collect::<Vec<_>>()
+                .join(", "),
             self.condition()
         )
     }

@@ -99,7 +99,10 @@ pub fn metrics_request(
             "metric: name one or more (comma-separated): requests, responses, client_errors, \
              server_errors, errors, timeouts, latency_avg_us, latency_max_us, latency_p50_us, \
              latency_p90_us, latency_p95_us, latency_p99_us (or p50, p90, p95, p99, avg, max), \
-             latency_sum_us, latency_count, request_bytes, response_bytes",
+             latency_sum_us, latency_count, request_bytes, response_bytes; from packet \
+             capture (observation point network): client_packets, server_packets, client_bytes, \
+             server_bytes, new_flows, closed_flows, rtt_avg_us, rtt_max_us, retransmissions, \
+             zero_windows, establish_failures, resets, srt_avg_us",
         )
     })?;
     let mut metrics = Vec::new();
@@ -257,6 +260,18 @@ pub fn figures_json(f: &Figures) -> Value {
             Metric::LatencyMax,
             Metric::RequestBytes,
             Metric::ResponseBytes,
+            Metric::ClientPackets,
+            Metric::ServerPackets,
+            Metric::ClientBytes,
+            Metric::ServerBytes,
+            Metric::NewFlows,
+            Metric::ClosedFlows,
+            Metric::RttAvg,
+            Metric::Retransmissions,
+            Metric::ZeroWindows,
+            Metric::EstablishFailures,
+            Metric::Resets,
+            Metric::SrtAvg,
         ],
         &mut m,
     );

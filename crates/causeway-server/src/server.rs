@@ -112,8 +112,13 @@ impl Server {
     }
 
     /// Serves until `shutdown` completes; then stops taking requests and
-    /// lets those under way finish.
-    pub async fn serve(self, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<()> {
+    /// lets those under way finish. `listening` is called once the API and
+    /// ingest ports are bound, so whoever says "ready" says it truly.
+    pub async fn serve(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+        listening: impl FnOnce(),
+    ) -> Result<()> {
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         let api_listener = tokio::net::TcpListener::bind(self.config.api)
             .await
@@ -150,6 +155,7 @@ impl Server {
                     .context("gRPC ingest")
             });
         }
+        listening();
         let server = Arc::new(self);
         let retention = server.clone();
         let mut rx = stop_rx.clone();

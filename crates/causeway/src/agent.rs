@@ -1,6 +1,7 @@
 //! `causeway agent`: capture on this host and push spans to a server.
 
 use crate::capture::{host_name, install_signal_handlers, Capture, CaptureArgs};
+use crate::flows::PacketArgs;
 use anyhow::{anyhow, Result};
 use causeway_agent::export::{self, ExportConfig, GrpcTransport};
 use clap::Args;
@@ -22,6 +23,8 @@ pub struct ExportArgs {
 pub struct AgentArgs {
     #[command(flatten)]
     capture: CaptureArgs,
+    #[command(flatten)]
+    packets: PacketArgs,
     #[command(flatten)]
     export: ExportArgs,
     /// The server's ingest address.
@@ -59,18 +62,24 @@ pub fn run(args: AgentArgs) -> Result<()> {
     let transport =
         GrpcTransport::new(&args.server, args.token.as_deref()).map_err(|e| anyhow!(e))?;
     let capture = Capture::start(&args.capture)?;
+    let live = args.packets.start(&args.capture)?;
     install_signal_handlers();
     let (mut sink, handle) = export::start(export_config(&args.export), Box::new(transport));
     eprintln!(
-        "causeway: agent pushing to {}; {}; Ctrl-C to stop",
+        "causeway: agent pushing to {}; {}; {}; Ctrl-C to stop",
         args.server,
-        capture.coverage()
+        capture.coverage(),
+        args.packets.describe()
     );
-    let summary = capture.run(&mut sink)?;
+    let (summary, packets) = capture.run_with_packets(&mut sink, live)?;
     drop(sink);
     let stats = handle.finish(Duration::from_secs(10));
     eprintln!("causeway: {summary}");
+    if let Some(p) = packets {
+        eprintln!("causeway: {p}");
+    }
     eprintln!("causeway: {}", export_summary(&stats));
     eprintln!("causeway: {}", stats.metrics_summary());
+    eprintln!("causeway: {}", stats.flows_summary());
     Ok(())
 }

@@ -5,7 +5,7 @@ use crate::duration;
 use crate::output::{self, parse_port_protocol, parse_protobuf_rpc, STOP};
 use anyhow::{bail, Context, Result};
 use causeway_agent::{EventFilter, Pipeline, PipelineConfig, ProbeDriver, SpanSink, WallClock};
-use causeway_bpf::{ProbeConfig, Probes, DEFAULT_PAYLOAD_CAP, MAX_PAYLOAD_CAP};
+use causeway_bpf::{GoroutineTracking, ProbeConfig, Probes, DEFAULT_PAYLOAD_CAP, MAX_PAYLOAD_CAP};
 use causeway_model::L7Protocol;
 use clap::Args;
 use std::sync::atomic::Ordering;
@@ -39,6 +39,20 @@ pub struct CaptureArgs {
     /// Stop after this long (e.g. 10s, 2m); default: until Ctrl-C.
     #[arg(long, value_parser = duration::parse)]
     pub duration: Option<Duration>,
+    /// How far Go programs' syscall trace ids follow goroutines rather
+    /// than threads: `channels` (a new goroutine and a channel's receiver
+    /// take over the id of their creator / sender), `spawn` (new goroutines
+    /// only; no probe on channel operations), `off` (threads; plain Go
+    /// events carry no goroutine id).
+    #[arg(long, value_enum, default_value_t = Goroutines::Channels)]
+    pub goroutine_tracking: Goroutines,
+}
+
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Goroutines {
+    Channels,
+    Spawn,
+    Off,
 }
 
 extern "C" fn on_signal(_: libc::c_int) {
@@ -73,6 +87,11 @@ impl Capture {
         let probes = Probes::load(&ProbeConfig {
             payload_cap: args.payload_cap,
             target_pid: args.pid,
+            goroutines: match args.goroutine_tracking {
+                Goroutines::Channels => GoroutineTracking::Channels,
+                Goroutines::Spawn => GoroutineTracking::Spawn,
+                Goroutines::Off => GoroutineTracking::Off,
+            },
             ..ProbeConfig::default()
         })
         .context("cannot start the eBPF probes")?;
@@ -101,16 +120,19 @@ impl Capture {
 
     /// What the probes cover, for the opening line.
     pub fn coverage(&self) -> String {
-        let (tls, go) = (
+        let (tls, go, rt) = (
             self.probes.tls_libraries().len(),
             self.probes.go_binaries().len(),
+            self.probes.go_runtimes().len(),
         );
         let plural =
             |n: usize, one: &'static str, many: &'static str| if n == 1 { one } else { many };
         format!(
-            "TLS plaintext through {tls} OpenSSL {} and {go} Go {} (more as they start)",
+            "TLS plaintext through {tls} OpenSSL {} and {go} Go {}, goroutines of {rt} Go {} \
+             (more as they start)",
             plural(tls, "library", "libraries"),
             plural(go, "executable", "executables"),
+            plural(rt, "executable", "executables"),
         )
     }
 
@@ -126,15 +148,56 @@ impl Capture {
         probes
             .run(&mut driver, &STOP, Duration::from_millis(100))
             .context("reading the ring buffer")?;
-        self.pipeline.note_kernel_lost(probes.counters().lost);
+        let kernel = probes.counters();
+        self.pipeline.note_kernel_lost(kernel.lost);
         let s = self.pipeline.stats();
+        let g = kernel.go;
+        let go = if probes.go_runtimes().is_empty() {
+            String::new()
+        } else {
+            format!(
+                "; goroutine trace states: {} stored ({} taken over at go statements, {} at \
+                 channel hand-offs), {} ended with their goroutine, {} with their process, \
+                 {} evicted early, {} not stored",
+                g.created,
+                g.spawn_inherited,
+                g.handoff_inherited,
+                g.exited,
+                g.swept,
+                g.evicted,
+                g.failed
+            )
+        };
         Ok(format!(
-            "{} events captured, {} lost (ring buffer full), {} undecodable; {}",
+            "{} events captured, {} lost (ring buffer full), {} undecodable; {}{go}",
             s.events,
             s.kernel_lost,
             s.decode_errors,
             output::pipeline_summary(s)
         ))
+    }
+}
+
+impl Capture {
+    /// [`Capture::run`] with packet capture beside it (when `live`): its
+    /// flow reports and network spans reach `sink` on every tick, and
+    /// when capture stops its flows are reported before `sink` is
+    /// flushed. Returns the probes' summary and the packets'.
+    pub fn run_with_packets(
+        self,
+        sink: &mut dyn SpanSink,
+        live: Option<causeway_agent::capture::live::LiveCapture>,
+    ) -> Result<(String, Option<String>)> {
+        let Some(live) = live else {
+            return Ok((self.run(sink)?, None));
+        };
+        let summary = self.run(&mut causeway_agent::capture::live::WithPackets {
+            inner: &mut *sink,
+            live: &live,
+        })?;
+        let stats = live.finish(sink);
+        sink.flush();
+        Ok((summary, Some(stats.summary())))
     }
 }
 

@@ -7,6 +7,7 @@
 mod agent;
 mod capture;
 use causeway_model::duration;
+mod flows;
 mod output;
 mod query;
 mod query_red;

@@ -32,6 +32,8 @@ enum What {
     Metrics(crate::query_red::MetricsArgs),
     /// The service map, as a table of edges.
     Map(crate::query_red::MapArgs),
+    /// Flow reports from packet capture (l4_flow_log), newest first.
+    Flows(crate::flows::QueryFlowsArgs),
 }
 
 #[derive(Args, Debug)]
@@ -147,6 +149,7 @@ pub fn run(args: QueryArgs) -> Result<()> {
     match args.what {
         What::Metrics(a) => return crate::query_red::metrics(server, args.format, a),
         What::Map(a) => return crate::query_red::map(server, args.format, a),
+        What::Flows(a) => return crate::flows::query(server, args.format, a),
         What::Spans(a) => {
             let mut params: Vec<(&str, String)> = vec![("since", a.since.clone())];
             for (k, v) in [

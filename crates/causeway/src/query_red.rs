@@ -222,7 +222,7 @@ pub fn map(server: &str, format: Format, a: MapArgs) -> Result<()> {
     }
     let edges = v["edges"].as_array().cloned().unwrap_or_default();
     println!(
-        "{:<22} {:<22} {:<9} {:<6} {:>9} {:>7} {:>7} {:>7} {:>9} {:>9} {:>9} {:>9} {:>11} {:>11}",
+        "{:<22} {:<22} {:<9} {:<6} {:>9} {:>7} {:>7} {:>7} {:>9} {:>9} {:>9} {:>9} {:>11} {:>11} {:>7} {:>8} {:>7} {:>5} {:>7} {:>4} {:>4}",
         "CLIENT",
         "SERVER",
         "PROTOCOL",
@@ -236,11 +236,18 @@ pub fn map(server: &str, format: Format, a: MapArgs) -> Result<()> {
         "P99(us)",
         "MAX(us)",
         "REQ_BYTES",
-        "RESP_BYTES"
+        "RESP_BYTES",
+        "FLOWS",
+        "RTT(us)",
+        "RETRANS",
+        "ZWIN",
+        "EST_ERR",
+        "RST",
+        "SRT"
     );
     for e in &edges {
         println!(
-            "{:<22} {:<22} {:<9} {:<6} {:>9} {:>7} {:>7} {:>7} {:>9} {:>9} {:>9} {:>9} {:>11} {:>11}",
+            "{:<22} {:<22} {:<9} {:<6} {:>9} {:>7} {:>7} {:>7} {:>9} {:>9} {:>9} {:>9} {:>11} {:>11} {:>7} {:>8} {:>7} {:>5} {:>7} {:>4} {:>4}",
             cut(s(e, "client"), 22),
             cut(s(e, "server"), 22),
             s(e, "protocol"),
@@ -255,6 +262,13 @@ pub fn map(server: &str, format: Format, a: MapArgs) -> Result<()> {
             s(e, "latency_max_us"),
             s(e, "request_bytes"),
             s(e, "response_bytes"),
+            s(e, "new_flows"),
+            s(e, "rtt_avg_us"),
+            s(e, "retransmissions"),
+            s(e, "zero_windows"),
+            s(e, "establish_failures"),
+            s(e, "resets"),
+            s(e, "srt_avg_us"),
         );
     }
     eprintln!(

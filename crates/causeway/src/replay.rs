@@ -1,7 +1,9 @@
 //! `causeway replay FILE`: a pcap or pcapng capture through the same
-//! pipeline as `watch`, observed at the `network` point, printed the same way.
+//! pipeline as `watch`, observed at the `network` point, printed the same
+//! way; or, with `--flows`, the capture's flow records.
 
 use crate::duration;
+use crate::flows::{FlowArgs, FlowPrinter};
 use crate::output::{
     self, parse_port_protocol, parse_protobuf_rpc, parse_protocol, Format, Printer,
 };
@@ -40,6 +42,11 @@ pub struct ReplayArgs {
     /// An unanswered request becomes a timeout span after this long (capture time).
     #[arg(long, value_parser = duration::parse, default_value = "60s")]
     timeout: Duration,
+    /// Print the flow records (one per flow and report period) instead of spans.
+    #[arg(long)]
+    flows: bool,
+    #[command(flatten)]
+    flow: FlowArgs,
 }
 
 pub fn run(args: ReplayArgs) -> Result<()> {
@@ -65,21 +72,29 @@ pub fn run(args: ReplayArgs) -> Result<()> {
         // Capture timestamps are wall-clock already.
         WallClock::identity(),
     );
-    let mut out = Printer::new(args.format, args.protocol);
-    let config = ReplayConfig {
-        payload_cap: args.payload_cap.max(1),
-        ..ReplayConfig::default()
+    let mut spans;
+    let mut flows;
+    let out: &mut dyn causeway_agent::SpanSink = if args.flows {
+        flows = FlowPrinter::new(args.format, args.port);
+        &mut flows
+    } else {
+        spans = Printer::new(args.format, args.protocol);
+        &mut spans
     };
-    let stats = capture::replay(input, &config, &mut pipeline, &mut out)
+    let config = ReplayConfig {
+        flow: args.flow.config(args.payload_cap.max(1)),
+    };
+    let stats = capture::replay(input, &config, &mut pipeline, out)
         .with_context(|| format!("replaying {}", args.file.display()))?;
     let f = &stats.flows;
     eprintln!(
-        "causeway: {} frames ({} skipped, {} malformed), {} flows, {} TCP segments \
+        "causeway: {} frames ({} skipped, {} malformed), {} flows ({} reports), {} TCP segments \
          ({} out of order, {} bytes retransmitted, {} bytes missing), {} UDP datagrams; {}",
         stats.frames,
         stats.skipped_frames,
         stats.malformed_frames,
         f.flows,
+        f.reports,
         f.tcp_segments,
         f.out_of_order_segments,
         f.retransmitted_bytes,

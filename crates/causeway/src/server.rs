@@ -77,13 +77,13 @@ pub fn run(args: ServerArgs) -> Result<()> {
         retention_1s: args.store.retention_1s,
     })?;
     let runtime = tokio::runtime::Runtime::new()?;
-    eprintln!(
+    let said = format!(
         "causeway: server on http://{} (API), agents push to {} ({} store)",
         args.store.listen,
         args.ingest_listen,
         server.state.store.kind()
     );
-    runtime.block_on(server.serve(shutdown_signal()))?;
+    runtime.block_on(server.serve(shutdown_signal(), move || eprintln!("{said}")))?;
     eprintln!("causeway: server stopped");
     Ok(())
 }

@@ -6,6 +6,7 @@
 
 use crate::agent::{export_config, export_summary, ExportArgs};
 use crate::capture::{install_signal_handlers, Capture, CaptureArgs};
+use crate::flows::PacketArgs;
 use crate::output::STOP;
 use crate::server::StoreArgs;
 use anyhow::Result;
@@ -23,6 +24,8 @@ use std::time::Duration;
 pub struct UpArgs {
     #[command(flatten)]
     capture: CaptureArgs,
+    #[command(flatten)]
+    packets: PacketArgs,
     #[command(flatten)]
     store: StoreArgs,
     #[command(flatten)]
@@ -60,6 +63,7 @@ pub fn run(args: UpArgs) -> Result<()> {
         retention_1s: args.store.retention_1s,
     })?;
     let capture = Capture::start(&args.capture)?;
+    let live = args.packets.start(&args.capture)?;
     install_signal_handlers();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -71,13 +75,26 @@ pub fn run(args: UpArgs) -> Result<()> {
         export_config(&args.export),
         Box::new(Local(server.ingestor.clone())),
     );
-    let serving = runtime.spawn(server.serve(async move {
-        let _ = stopped.await;
-    }));
+    let (listening, bound) = std::sync::mpsc::channel::<()>();
+    let serving = runtime.spawn(server.serve(
+        async move {
+            let _ = stopped.await;
+        },
+        move || {
+            let _ = listening.send(());
+        },
+    ));
+    // Ready only once the API port takes connections; if binding failed,
+    // the sender is gone and the server's error says why.
+    if bound.recv().is_err() {
+        runtime.block_on(serving)??;
+        anyhow::bail!("the server stopped before it listened");
+    }
     eprintln!(
-        "causeway: up; API on http://{} ({store_kind} store); {}; Ctrl-C to stop",
+        "causeway: up; API on http://{} ({store_kind} store); {}; {}; Ctrl-C to stop",
         args.store.listen,
-        capture.coverage()
+        capture.coverage(),
+        args.packets.describe()
     );
     // If the server stops by itself (it failed), capture stops too.
     let summary = std::thread::scope(|scope| {
@@ -90,15 +107,20 @@ pub fn run(args: UpArgs) -> Result<()> {
                 std::thread::sleep(Duration::from_millis(100));
             }
         });
-        capture.run(&mut sink)
+        capture.run_with_packets(&mut sink, live)
     })?;
     drop(sink);
     let stats = handle.finish(Duration::from_secs(30));
     let _ = stop_server.send(());
     let served = runtime.block_on(serving);
+    let (summary, packets) = summary;
     eprintln!("causeway: {summary}");
+    if let Some(p) = packets {
+        eprintln!("causeway: {p}");
+    }
     eprintln!("causeway: {}", export_summary(&stats));
     eprintln!("causeway: {}", stats.metrics_summary());
+    eprintln!("causeway: {}", stats.flows_summary());
     served??;
     Ok(())
 }

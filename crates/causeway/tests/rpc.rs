@@ -232,3 +232,90 @@ fn sofarpc_bolt_v1_calls_agree_with_client_and_server() {
 fn sofarpc_bolt_v2_calls_agree_with_client_and_server() {
     calls_agree_with_client_and_server(&BOLT2);
 }
+
+/// PyPI's dubbo-python (another Dubbo implementation: Dubbo 2.4.10 framing,
+/// its own hessian2 writer) against the same Node server: the client's and
+/// the server's spans hold every call in order with the facts both
+/// programs reported.
+#[test]
+fn dubbo_python_client_calls_agree_with_client_and_server() {
+    let _g = serial();
+    let (server, server_lines) = rpc_server("dubbo");
+    let port = server.port;
+    let Some(watch) = Watch::start(&["--port", &port.to_string()]) else {
+        return;
+    };
+    let out = run_ok(
+        Command::new("python3")
+            .arg(fixtures().join("rpc/client.py"))
+            .args(["--port", &port.to_string()]),
+    );
+    let w = watch.stop();
+    assert_eq!(w.lost, 0, "{}", w.stats_line);
+    std::thread::sleep(Duration::from_millis(200));
+    let served: Vec<Value> = server_lines
+        .try_iter()
+        .map(|l| json(&l))
+        .filter(|v| v["event"] == "call")
+        .collect();
+    drop(server);
+    let said: Vec<Value> = out.lines().map(json).collect();
+    assert_eq!(said.len(), 5, "{out}");
+    // The server saw the same calls in the same order, with the outcomes
+    // the client reported.
+    assert_eq!(served.len(), said.len(), "{served:?}");
+    for (v, c) in served.iter().zip(&said) {
+        assert_eq!(v["service"], c["service"], "{v} {c}");
+        assert_eq!(v["method"], c["method"], "{v} {c}");
+        assert_eq!(v["result_code"] == "00", c["ok"] == true, "{v} {c}");
+    }
+    let client = spans_of(&w.spans, "dubbo", "client", "python3", port);
+    let server = spans_of(&w.spans, "dubbo", "server", "node", port);
+    for (view, spans) in [("client", &client), ("server", &server)] {
+        assert_eq!(spans.len(), said.len(), "{view}: {spans:#?}");
+        for ((sp, c), v) in spans.iter().zip(&said).zip(&served) {
+            let ctx = format!("{view}: {sp}");
+            assert_eq!(
+                n(sp, "request_id"),
+                v["request_id"].as_u64().unwrap(),
+                "{ctx}"
+            );
+            assert_eq!(
+                s(sp, "request_type"),
+                c["method"].as_str().unwrap(),
+                "{ctx}"
+            );
+            assert_eq!(
+                s(sp, "request_resource"),
+                c["service"].as_str().unwrap(),
+                "{ctx}"
+            );
+            // What dubbo-python names in every call.
+            assert_eq!(s(sp, "version"), "2.4.10", "{ctx}");
+            if c["ok"] == true {
+                assert_eq!(
+                    field(sp, "response_code").as_i64(),
+                    Some(DUBBO.ok_code),
+                    "{ctx}"
+                );
+                assert_eq!(s(sp, "response_status"), "ok", "{ctx}");
+            } else {
+                assert_eq!(
+                    field(sp, "response_code").as_i64(),
+                    Some(DUBBO.error_code),
+                    "{ctx}"
+                );
+                assert_eq!(s(sp, "response_status"), "server_error", "{ctx}");
+                // The server's message, which the client's exception quotes.
+                let e = s(sp, "exception");
+                assert!(e.contains("boom from python"), "{ctx}");
+                assert!(c["error"].as_str().unwrap().contains(e.trim()), "{ctx} {c}");
+            }
+        }
+        assert!(
+            n(spans[4], "request_length") > 3000,
+            "{view}: the long echo"
+        );
+    }
+    check_twins(&client, &server);
+}

@@ -9,7 +9,7 @@
 mod support;
 
 use causeway_server::store::clickhouse::ClickHouseStore;
-use causeway_server::store::{conformance, conformance_red};
+use causeway_server::store::{conformance, conformance_flows, conformance_red};
 use serde_json::Value;
 use std::collections::{BTreeMap, HashSet};
 use std::path::PathBuf;
@@ -726,6 +726,57 @@ fn clickhouse_metric_rows_behave_as_the_embedded_ones() {
         let url = ch.url(db);
         conformance_red::run(&ClickHouseStore::open(&url).expect("open"));
         conformance_red::after_reopen(&ClickHouseStore::open(&url).expect("reopen"));
+    }
+}
+
+/// Metric tables made before the network figures existed get their
+/// columns when a store opens them, and then behave as new ones: one node,
+/// and two shards (local and Distributed tables).
+#[test]
+fn clickhouse_metric_tables_of_before_the_network_figures_are_upgraded() {
+    let _g = serial();
+    for (nodes, db) in [(1, "upgrade_one"), (2, "upgrade_two")] {
+        let ch = ClickHouse::start(nodes);
+        let url = ch.url(db);
+        drop(ClickHouseStore::open(&url).expect("create"));
+        for port in &ch.http {
+            for t in ["metrics_1s", "metrics_1m"] {
+                let mut tables = vec![t.to_string()];
+                if nodes > 1 {
+                    tables.push(format!("{t}_local"));
+                }
+                for table in tables {
+                    for c in causeway_server::red::NET_COLUMNS {
+                        ch.sql(*port, &format!("ALTER TABLE {db}.{table} DROP COLUMN {c}"))
+                            .expect("drop a column");
+                    }
+                    let cols = ch
+                        .sql(
+                            *port,
+                            &format!(
+                                "SELECT count() FROM system.columns WHERE database = '{db}' \
+                                 AND table = '{table}' AND name = 'resets'"
+                            ),
+                        )
+                        .expect("columns");
+                    assert_eq!(cols.trim(), "0", "{table} still has resets");
+                }
+            }
+        }
+        conformance_red::run(&ClickHouseStore::open(&url).expect("open and upgrade"));
+    }
+}
+
+/// The flow reports' store suite the DuckDB store passes in its unit
+/// tests, on ClickHouse: one node, then two shards.
+#[test]
+fn clickhouse_flow_reports_behave_as_the_embedded_ones() {
+    let _g = serial();
+    for (nodes, db) in [(1, "flows_one"), (2, "flows_two")] {
+        let ch = ClickHouse::start(nodes);
+        let url = ch.url(db);
+        conformance_flows::run(&ClickHouseStore::open(&url).expect("open"));
+        conformance_flows::after_reopen(&ClickHouseStore::open(&url).expect("reopen"));
     }
 }
 

@@ -17,15 +17,37 @@
 //! up to [`MAX_OUT_OF_ORDER`] bytes per direction; past that the gap is
 //! given up (counted in `gap_bytes`) and delivery resumes at the next byte
 //! held. Bytes seen twice (retransmissions) are dropped and counted.
+//!
+//! Every flow also keeps a record (DeepFlow's `l4_flow_log`, the model's
+//! [`causeway_model::Flow`]): packets and bytes each way, and for TCP the
+//! analysis of [`super::tcp_state`] (handshake RTT halves, server response
+//! time, retransmissions, out-of-order segments, zero windows, resets, how
+//! it closed). Any packet starts a flow, pure ACKs included, so every
+//! packet is counted once. Flows are keyed by interface too: a packet seen
+//! on two interfaces (forwarded, bridged) belongs to two observations.
+//!
+//! Life of a flow: when a TCP flow closes (FINs both ways, or a reset) its
+//! socket closes for the pipeline at once, so its last spans come out, but
+//! the flow lingers ([`FlowConfig::linger_ns`]) to take in the packets
+//! that trail a close (the last ACK, a retransmitted FIN); then it is
+//! reported with its close type. A flow that goes quiet is reported as
+//! timed out after the timeout of its state: [`FlowConfig::opening_ns`]
+//! while its handshake is incomplete, [`FlowConfig::udp_idle_ns`] for UDP,
+//! [`FlowConfig::idle_ns`] otherwise. A SYN that is not a retry of the
+//! flow's own SYN ends the old flow (port reuse) and starts a new one. A
+//! flow that lives on is also reported every [`FlowConfig::report_ns`] in
+//! which it carried packets (close type `active`). Reports wait in the
+//! table until [`FlowTable::take_reports`].
 
 use causeway_model::{
-    Comm, DataEvent, Direction, FiveTuple, L4Protocol, SocketClose, SocketEvent, SocketOpen,
-    SocketRole, Syscall,
+    CloseType, Comm, DataEvent, Direction, FiveTuple, Flow as FlowReport, FlowSide, L4Protocol,
+    L7Protocol, SocketClose, SocketEvent, SocketOpen, SocketRole, Syscall,
 };
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 
-use super::packet::Segment;
+use super::packet::{Segment, TcpFacts};
+use super::tcp_state::TcpState;
 
 /// Out-of-order bytes held per direction before a gap is given up.
 pub const MAX_OUT_OF_ORDER: usize = 4 << 20;
@@ -35,7 +57,12 @@ pub const MAX_OUT_OF_ORDER: usize = 4 << 20;
 pub struct FlowStats {
     pub tcp_segments: u64,
     pub udp_datagrams: u64,
+    /// Flows begun.
     pub flows: u64,
+    /// Flows ended (each reported once with its close type).
+    pub flows_closed: u64,
+    /// Reports made, periodic and final.
+    pub reports: u64,
     /// Payload bytes seen again (retransmissions, overlaps) and dropped.
     pub retransmitted_bytes: u64,
     /// Segments that arrived ahead of a gap and waited for it.
@@ -44,21 +71,64 @@ pub struct FlowStats {
     pub gap_bytes: u64,
 }
 
+/// Timeouts and sizes of a flow table. Times are nanoseconds of the
+/// packets' clock (capture time).
+#[derive(Debug, Clone)]
+pub struct FlowConfig {
+    /// Payload bytes handed on per event, like the eBPF capture cap.
+    pub payload_cap: usize,
+    /// An established TCP flow quiet for this long is closed (`timeout`).
+    pub idle_ns: u64,
+    /// A TCP flow whose handshake is incomplete, quiet for this long, is
+    /// closed (`syn_timeout`, `synack_timeout`). Linux retries a SYN after
+    /// 1, 2, 4, 8 ... seconds: a timeout shorter than a gap splits one
+    /// connection attempt into several flows.
+    pub opening_ns: u64,
+    /// A UDP flow quiet for this long is closed (`timeout`).
+    pub udp_idle_ns: u64,
+    /// A closed TCP flow is kept this long for the packets that trail
+    /// its close, then reported.
+    pub linger_ns: u64,
+    /// A flow that lives on is reported every this long (when it carried
+    /// packets since its last report); 0: only when it ends.
+    pub report_ns: u64,
+}
+
+impl Default for FlowConfig {
+    fn default() -> Self {
+        FlowConfig {
+            payload_cap: 16 * 1024,
+            idle_ns: 300_000_000_000,
+            opening_ns: 10_000_000_000,
+            udp_idle_ns: 30_000_000_000,
+            linger_ns: 3_000_000_000,
+            report_ns: 60_000_000_000,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 struct FlowKey {
     l4: L4Protocol,
     lo: SocketAddr,
     hi: SocketAddr,
+    /// The interface (0 when unknown).
+    ifindex: u32,
 }
 
 impl FlowKey {
-    fn of(seg: &Segment<'_>) -> FlowKey {
+    fn of(seg: &Segment<'_>, ifindex: u32) -> FlowKey {
         let (lo, hi) = if seg.src <= seg.dst {
             (seg.src, seg.dst)
         } else {
             (seg.dst, seg.src)
         };
-        FlowKey { l4: seg.l4, lo, hi }
+        FlowKey {
+            l4: seg.l4,
+            lo,
+            hi,
+            ifindex,
+        }
     }
 }
 
@@ -73,7 +143,33 @@ struct Stream {
     /// Held segments by offset: (capture time, bytes).
     held: BTreeMap<u64, (u64, Vec<u8>)>,
     held_bytes: usize,
-    fin: bool,
+}
+
+/// The figures of a flow's record.
+#[derive(Debug, Default)]
+struct Record {
+    start_ns: u64,
+    /// Where the current report period began.
+    period_start_ns: u64,
+    /// A report was made already (later ones are not `new_flow`).
+    reported: bool,
+    sides: [FlowSide; 2],
+    total_packets: [u64; 2],
+    total_bytes: [u64; 2],
+    srt_sum_ns: u64,
+    srt_count: u64,
+    srt_max_ns: u64,
+}
+
+impl Record {
+    fn count(&mut self, dir: usize, ip_len: u32, payload: usize) {
+        let side = &mut self.sides[dir];
+        side.packets += 1;
+        side.bytes += u64::from(ip_len);
+        side.payload_bytes += payload as u64;
+        self.total_packets[dir] += 1;
+        self.total_bytes[dir] += u64::from(ip_len);
+    }
 }
 
 #[derive(Debug)]
@@ -82,10 +178,19 @@ struct Flow {
     client: SocketAddr,
     server: SocketAddr,
     l4: L4Protocol,
+    ifindex: u32,
     /// `[client → server, server → client]`.
     streams: [Stream; 2],
     last_ns: u64,
-    had_data: bool,
+    /// The pipeline was told of this flow's socket (it carried payload).
+    socket_open: bool,
+    /// The TCP analysis (None for UDP).
+    tcp: Option<TcpState>,
+    /// The client's initial sequence number, when its SYN was seen.
+    client_isn: Option<u32>,
+    /// Closed (FINs or a reset): how, and until when it lingers.
+    closed: Option<(CloseType, u64)>,
+    record: Record,
 }
 
 /// Ports from here up are handed out by Linux for outgoing connections.
@@ -103,31 +208,38 @@ fn guess_server(a: SocketAddr, b: SocketAddr) -> SocketAddr {
     }
 }
 
-/// Turns segments into socket events, in capture order.
+/// Microseconds, rounded up (a measured time is never 0).
+fn ceil_us(ns: u64) -> u64 {
+    ns.div_ceil(1000).max(1)
+}
+
+/// Turns segments into socket events, in capture order, and keeps the
+/// flows' records.
 #[derive(Debug)]
 pub struct FlowTable {
     flows: HashMap<FlowKey, Flow>,
     next_id: u64,
-    /// Payload bytes handed on per event, like the eBPF capture cap.
-    payload_cap: usize,
-    /// A flow quiet for this long is closed.
-    idle_close_ns: u64,
+    config: FlowConfig,
     last_sweep_ns: u64,
     stats: FlowStats,
+    reports: Vec<FlowReport>,
+    /// Interface names by index, for reports.
+    interfaces: HashMap<u32, String>,
 }
 
 /// Where the table's events go.
 pub type EventOut<'o> = dyn FnMut(SocketEvent<'_>) + 'o;
 
 impl FlowTable {
-    pub fn new(payload_cap: usize, idle_close_ns: u64) -> FlowTable {
+    pub fn new(config: FlowConfig) -> FlowTable {
         FlowTable {
             flows: HashMap::new(),
             next_id: 1,
-            payload_cap,
-            idle_close_ns,
+            config,
             last_sweep_ns: 0,
             stats: FlowStats::default(),
+            reports: Vec::new(),
+            interfaces: HashMap::new(),
         }
     }
 
@@ -135,93 +247,232 @@ impl FlowTable {
         &self.stats
     }
 
-    /// Takes one segment captured at `ts_ns` (ns since the epoch).
+    /// Flows tracked now.
+    pub fn len(&self) -> usize {
+        self.flows.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.flows.is_empty()
+    }
+
+    /// Names interface `ifindex` in reports.
+    pub fn name_interface(&mut self, ifindex: u32, name: &str) {
+        self.interfaces.insert(ifindex, name.to_owned());
+    }
+
+    /// The flow reports made since the last call, in the order made.
+    pub fn take_reports(&mut self) -> Vec<FlowReport> {
+        std::mem::take(&mut self.reports)
+    }
+
+    /// Takes one segment captured at `ts_ns` (ns since the epoch) on no
+    /// interface in particular (a capture file).
     pub fn on_segment(&mut self, ts_ns: u64, seg: &Segment<'_>, out: &mut EventOut<'_>) {
-        self.sweep(ts_ns, out);
-        let key = FlowKey::of(seg);
+        self.on_packet(ts_ns, 0, seg, out)
+    }
+
+    /// Takes one segment captured at `ts_ns` on interface `ifindex`.
+    pub fn on_packet(
+        &mut self,
+        ts_ns: u64,
+        ifindex: u32,
+        seg: &Segment<'_>,
+        out: &mut EventOut<'_>,
+    ) {
+        self.tick(ts_ns, out);
+        let key = FlowKey::of(seg, ifindex);
         match seg.tcp {
             None => self.on_datagram(key, ts_ns, seg, out),
-            Some(tcp) => {
-                self.stats.tcp_segments += 1;
-                let opening = tcp.syn && !tcp.ack;
-                // A SYN on a flow that already carried data is a new
-                // connection on the same ports.
-                if opening && self.flows.get(&key).is_some_and(|f| f.had_data) {
-                    self.close(key, ts_ns, out);
-                }
-                if !self.flows.contains_key(&key) {
-                    // Pure ACKs and FINs of a flow already closed (or begun
-                    // before the capture) start nothing.
-                    if !tcp.syn && seg.payload.is_empty() {
-                        return;
-                    }
-                    let server = if opening {
-                        seg.dst
-                    } else if tcp.syn {
-                        seg.src
-                    } else {
-                        guess_server(seg.src, seg.dst)
-                    };
-                    self.open(key, server, ts_ns, out);
-                }
-                let Some(flow) = self.flows.get_mut(&key) else {
-                    return;
+            Some(tcp) => self.on_tcp(key, ts_ns, seg, tcp, out),
+        }
+    }
+
+    fn on_tcp(
+        &mut self,
+        key: FlowKey,
+        ts_ns: u64,
+        seg: &Segment<'_>,
+        tcp: TcpFacts,
+        out: &mut EventOut<'_>,
+    ) {
+        self.stats.tcp_segments += 1;
+        let opening = tcp.syn && !tcp.ack;
+        if opening {
+            // A SYN that is not a retry of the flow's own SYN is a new
+            // connection on the same ports.
+            let new = self.flows.get(&key).map(|f| {
+                let retry = f.closed.is_none()
+                    && f.client_isn == Some(tcp.seq)
+                    && seg.src == f.client
+                    && f.tcp.as_ref().is_some_and(|t| !t.established());
+                (!retry, f.closed.is_some())
+            });
+            if let Some((true, closed)) = new {
+                let ct = if closed {
+                    None
+                } else {
+                    Some(CloseType::PortReuse)
                 };
-                flow.last_ns = ts_ns;
-                let dir = usize::from(seg.src != flow.client);
-                let stream = &mut flow.streams[dir];
-                if tcp.syn {
-                    stream.next_seq = Some(tcp.seq.wrapping_add(1));
+                self.end(key, ts_ns, ct, out);
+            }
+        }
+        if !self.flows.contains_key(&key) {
+            let server = if opening {
+                seg.dst
+            } else if tcp.syn {
+                seg.src
+            } else {
+                guess_server(seg.src, seg.dst)
+            };
+            self.open(key, server, ts_ns, Some(TcpState::new(&tcp)));
+        }
+        let cap = self.config.payload_cap;
+        let linger = self.config.linger_ns;
+        let Some(flow) = self.flows.get_mut(&key) else {
+            return;
+        };
+        flow.last_ns = ts_ns;
+        let dir = usize::from(seg.src != flow.client);
+        if opening && dir == 0 {
+            flow.client_isn = Some(tcp.seq);
+        }
+        let len = seg.payload.len();
+        flow.record.count(dir, seg.ip_len, len);
+        let side = &mut flow.record.sides[dir];
+        side.syns += u64::from(tcp.syn);
+        side.fins += u64::from(tcp.fin);
+        side.resets += u64::from(tcp.rst);
+        if let Some(state) = flow.tcp.as_mut() {
+            let v = state.on_segment(dir, ts_ns, &tcp, len as u32);
+            let side = &mut flow.record.sides[dir];
+            side.retransmissions += u64::from(v.kind.is_retransmission());
+            side.out_of_order += u64::from(v.kind == super::tcp_state::SegmentKind::OutOfOrder);
+            side.zero_windows += u64::from(v.zero_window);
+            if let Some(srt) = v.srt_ns {
+                let r = &mut flow.record;
+                r.srt_sum_ns += srt;
+                r.srt_count += 1;
+                r.srt_max_ns = r.srt_max_ns.max(srt);
+            }
+        }
+        if flow.closed.is_some() {
+            // Trailing packets of a closed connection: counted, not parsed.
+            return;
+        }
+        if tcp.syn {
+            flow.streams[dir].next_seq = Some(tcp.seq.wrapping_add(1));
+        }
+        if !seg.payload.is_empty() {
+            if !flow.socket_open {
+                open_socket(flow, ts_ns, out);
+            }
+            Self::on_tcp_payload(
+                flow,
+                dir,
+                tcp.seq,
+                ts_ns,
+                seg.payload,
+                cap,
+                &mut self.stats,
+                out,
+            );
+        }
+        if let Some(ct) = flow.tcp.as_ref().and_then(TcpState::closed) {
+            Self::close_socket(flow, ts_ns, cap, &mut self.stats, out);
+            flow.closed = Some((ct, ts_ns.saturating_add(linger)));
+        }
+    }
+
+    /// Time-driven work: closed flows that lingered long enough and
+    /// flows quiet past their timeout end and are reported; flows that
+    /// live on are reported when their period is up. Runs at most once a
+    /// second of `now_ns` (the packets' clock); call it when no packet
+    /// comes, too (live capture).
+    pub fn tick(&mut self, now_ns: u64, out: &mut EventOut<'_>) {
+        if now_ns.saturating_sub(self.last_sweep_ns) < 1_000_000_000 {
+            return;
+        }
+        self.last_sweep_ns = now_ns;
+        let config = &self.config;
+        let mut ending: Vec<(FlowKey, Option<CloseType>)> = Vec::new();
+        for (key, f) in &self.flows {
+            if let Some((_, until)) = f.closed {
+                if now_ns >= until {
+                    ending.push((*key, None));
                 }
-                if !seg.payload.is_empty() {
-                    flow.had_data = true;
-                    Self::on_tcp_payload(
-                        flow,
-                        dir,
-                        tcp.seq,
-                        ts_ns,
-                        seg.payload,
-                        self.payload_cap,
-                        &mut self.stats,
-                        out,
-                    );
-                }
-                if tcp.fin {
-                    flow.streams[dir].fin = true;
-                }
-                let done = tcp.rst || flow.streams.iter().all(|s| s.fin);
-                if done {
-                    self.close(key, ts_ns, out);
+                continue;
+            }
+            let timeout = match &f.tcp {
+                None => config.udp_idle_ns,
+                Some(t) if t.opening() => config.opening_ns,
+                Some(_) => config.idle_ns,
+            };
+            if now_ns.saturating_sub(f.last_ns) >= timeout {
+                let ct = match &f.tcp {
+                    None => CloseType::Timeout,
+                    Some(t) => t.idle_close(true),
+                };
+                ending.push((*key, Some(ct)));
+            }
+        }
+        for (key, ct) in ending {
+            self.end(key, now_ns, ct, out);
+        }
+        if self.config.report_ns > 0 {
+            let every = self.config.report_ns;
+            let mut due: Vec<FlowKey> = self
+                .flows
+                .iter()
+                .filter(|(_, f)| {
+                    f.closed.is_none()
+                        && now_ns.saturating_sub(f.record.period_start_ns) >= every
+                        && f.record.sides.iter().any(|s| s.packets > 0)
+                })
+                .map(|(k, _)| *k)
+                .collect();
+            due.sort_by_key(|k| self.flows[k].id);
+            for key in due {
+                if let Some(mut f) = self.flows.remove(&key) {
+                    let r = self.report(&mut f, CloseType::Active, now_ns);
+                    self.reports.push(r);
+                    self.flows.insert(key, f);
                 }
             }
         }
     }
 
-    /// Closes every flow, delivering what reassembly still holds.
+    /// Ends every flow (capture stopped at `ts_ns`), delivering what
+    /// reassembly still holds and reporting each: a flow quiet past its
+    /// timeout as timed out, a closed one as it closed, the rest as
+    /// `capture_end`.
     pub fn finish(&mut self, ts_ns: u64, out: &mut EventOut<'_>) {
-        let keys: Vec<FlowKey> = self.flows.keys().copied().collect();
-        for key in keys {
-            self.close(key, ts_ns, out);
+        let mut keys: Vec<(u64, FlowKey)> = self.flows.iter().map(|(k, f)| (f.id, *k)).collect();
+        keys.sort_unstable_by_key(|(id, _)| *id);
+        for (_, key) in keys {
+            let ct = self.flows.get(&key).and_then(|f| {
+                if f.closed.is_some() {
+                    return None;
+                }
+                let quiet = ts_ns.saturating_sub(f.last_ns);
+                Some(match &f.tcp {
+                    None if quiet >= self.config.udp_idle_ns => CloseType::Timeout,
+                    None => CloseType::CaptureEnd,
+                    Some(t) => {
+                        let timeout = if t.opening() {
+                            self.config.opening_ns
+                        } else {
+                            self.config.idle_ns
+                        };
+                        t.idle_close(quiet >= timeout)
+                    }
+                })
+            });
+            self.end(key, ts_ns, ct, out);
         }
     }
 
-    fn sweep(&mut self, ts_ns: u64, out: &mut EventOut<'_>) {
-        if ts_ns.saturating_sub(self.last_sweep_ns) < 1_000_000_000 {
-            return;
-        }
-        self.last_sweep_ns = ts_ns;
-        let idle: Vec<FlowKey> = self
-            .flows
-            .iter()
-            .filter(|(_, f)| ts_ns.saturating_sub(f.last_ns) >= self.idle_close_ns)
-            .map(|(k, _)| *k)
-            .collect();
-        for key in idle {
-            self.close(key, ts_ns, out);
-        }
-    }
-
-    fn open(&mut self, key: FlowKey, server: SocketAddr, ts_ns: u64, out: &mut EventOut<'_>) {
+    fn open(&mut self, key: FlowKey, server: SocketAddr, ts_ns: u64, tcp: Option<TcpState>) {
         let client = if server == key.lo { key.hi } else { key.lo };
         let id = self.next_id;
         self.next_id += 1;
@@ -231,40 +482,117 @@ impl FlowTable {
             client,
             server,
             l4: key.l4,
+            ifindex: key.ifindex,
             streams: Default::default(),
             last_ns: ts_ns,
-            had_data: false,
+            socket_open: false,
+            tcp,
+            client_isn: None,
+            closed: None,
+            record: Record {
+                start_ns: ts_ns,
+                period_start_ns: ts_ns,
+                ..Record::default()
+            },
         };
-        out(SocketEvent::Open(SocketOpen {
-            pid: 0,
-            tid: 0,
-            comm: Comm::default(),
-            socket_id: id,
-            role: SocketRole::Client,
-            tuple: tuple_of(&flow),
-            fd: -1,
-            ts_ns,
-        }));
         self.flows.insert(key, flow);
     }
 
-    fn close(&mut self, key: FlowKey, ts_ns: u64, out: &mut EventOut<'_>) {
+    /// Ends a flow: closes its socket if open and reports it, `ct` being
+    /// how it ended (None: as it closed by itself).
+    fn end(&mut self, key: FlowKey, ts_ns: u64, ct: Option<CloseType>, out: &mut EventOut<'_>) {
         let Some(mut flow) = self.flows.remove(&key) else {
             return;
         };
-        // What still waits behind a gap is delivered: the gap will not fill.
+        if flow.closed.is_none() {
+            Self::close_socket(
+                &mut flow,
+                ts_ns,
+                self.config.payload_cap,
+                &mut self.stats,
+                out,
+            );
+        }
+        let ct = ct
+            .or(flow.closed.map(|(c, _)| c))
+            .unwrap_or(CloseType::CaptureEnd);
+        self.stats.flows_closed += 1;
+        let report = self.report(&mut flow, ct, ts_ns);
+        self.reports.push(report);
+    }
+
+    /// A report of `flow` ending its current period at `now_ns`.
+    fn report(&mut self, flow: &mut Flow, close_type: CloseType, now_ns: u64) -> FlowReport {
+        self.stats.reports += 1;
+        let r = &mut flow.record;
+        let (rtt_client_us, rtt_server_us) = match &flow.tcp {
+            Some(t) => (
+                t.rtt_client_ns.map_or(0, ceil_us),
+                t.rtt_server_ns.map_or(0, ceil_us),
+            ),
+            None => (0, 0),
+        };
+        let report = FlowReport {
+            flow_id: flow.id,
+            l4_protocol: flow.l4,
+            client: flow.client,
+            server: flow.server,
+            interface: self
+                .interfaces
+                .get(&flow.ifindex)
+                .cloned()
+                .unwrap_or_default(),
+            start_time_us: r.start_ns / 1000,
+            end_time_us: flow.last_ns / 1000,
+            period_start_us: r.period_start_ns / 1000,
+            new_flow: !r.reported,
+            close_type,
+            sides: r.sides,
+            total_packets: r.total_packets,
+            total_bytes: r.total_bytes,
+            rtt_client_us,
+            rtt_server_us,
+            srt_sum_us: r.srt_sum_ns / 1000,
+            srt_count: r.srt_count,
+            srt_max_us: r.srt_max_ns / 1000,
+            l7_protocol: L7Protocol::Unknown,
+            l7_requests: 0,
+            l7_errors: 0,
+        };
+        r.reported = true;
+        r.period_start_ns = now_ns.max(flow.last_ns);
+        r.sides = Default::default();
+        r.srt_sum_ns = 0;
+        r.srt_count = 0;
+        r.srt_max_ns = 0;
+        report
+    }
+
+    /// Delivers what waits behind a gap (it will not fill) and tells the
+    /// pipeline the socket closed.
+    fn close_socket(
+        flow: &mut Flow,
+        ts_ns: u64,
+        cap: usize,
+        stats: &mut FlowStats,
+        out: &mut EventOut<'_>,
+    ) {
+        if !flow.socket_open {
+            return;
+        }
         for dir in 0..2 {
             while let Some((&offset, _)) = flow.streams[dir].held.first_key_value() {
                 let stream = &mut flow.streams[dir];
-                self.stats.gap_bytes += offset.saturating_sub(stream.delivered);
+                stats.gap_bytes += offset.saturating_sub(stream.delivered);
                 let skip = offset.saturating_sub(stream.delivered) as u32;
                 if let Some(next) = stream.next_seq.as_mut() {
                     *next = next.wrapping_add(skip);
                 }
                 stream.delivered = offset.max(stream.delivered);
-                Self::drain_held(&mut flow, dir, self.payload_cap, &mut self.stats, out);
+                Self::drain_held(flow, dir, cap, stats, out);
             }
         }
+        flow.socket_open = false;
         out(SocketEvent::Close(SocketClose {
             pid: 0,
             socket_id: flow.id,
@@ -276,16 +604,20 @@ impl FlowTable {
         self.stats.udp_datagrams += 1;
         if !self.flows.contains_key(&key) {
             // The first datagram of a flow is the client's.
-            self.open(key, seg.dst, ts_ns, out);
+            self.open(key, seg.dst, ts_ns, None);
         }
+        let cap = self.config.payload_cap;
         let Some(flow) = self.flows.get_mut(&key) else {
             return;
         };
         flow.last_ns = ts_ns;
-        flow.had_data = true;
+        let dir = usize::from(seg.src != flow.client);
+        flow.record.count(dir, seg.ip_len, seg.payload.len());
         if !seg.payload.is_empty() {
-            let dir = usize::from(seg.src != flow.client);
-            deliver(flow, dir, 0, ts_ns, seg.payload, self.payload_cap, out);
+            if !flow.socket_open {
+                open_socket(flow, ts_ns, out);
+            }
+            deliver(flow, dir, 0, ts_ns, seg.payload, cap, out);
         }
     }
 
@@ -374,6 +706,21 @@ impl FlowTable {
     }
 }
 
+/// Tells the pipeline of the flow's socket, as seen from its client.
+fn open_socket(flow: &mut Flow, ts_ns: u64, out: &mut EventOut<'_>) {
+    flow.socket_open = true;
+    out(SocketEvent::Open(SocketOpen {
+        pid: 0,
+        tid: 0,
+        comm: Comm::default(),
+        socket_id: flow.id,
+        role: SocketRole::Client,
+        tuple: tuple_of(flow),
+        fd: -1,
+        ts_ns,
+    }));
+}
+
 fn tuple_of(flow: &Flow) -> FiveTuple {
     FiveTuple {
         l4: flow.l4,
@@ -433,7 +780,10 @@ mod tests {
     }
 
     fn run(segs: &[(SocketAddr, SocketAddr, Option<TcpFacts>, &[u8])]) -> (Vec<Out>, FlowStats) {
-        let mut table = FlowTable::new(1024, 300_000_000_000);
+        let mut table = FlowTable::new(FlowConfig {
+            payload_cap: 1024,
+            ..FlowConfig::default()
+        });
         let mut got = Vec::new();
         let mut out = |e: SocketEvent<'_>| match e {
             SocketEvent::Open(o) => got.push(Out::Open(o.socket_id, o.tuple.local)),
@@ -455,6 +805,7 @@ mod tests {
                 src: *src,
                 dst: *dst,
                 tcp: *tcp,
+                ip_len: 40 + payload.len() as u32,
                 payload,
             };
             table.on_segment(1_000 + i as u64, &seg, &mut out);
@@ -471,6 +822,7 @@ mod tests {
             ack: true,
             fin: false,
             rst: false,
+            ..TcpFacts::default()
         })
     }
 
@@ -487,6 +839,7 @@ mod tests {
             ack: false,
             fin: false,
             rst: false,
+            ..TcpFacts::default()
         });
         let synack = Some(TcpFacts {
             seq: 499,
@@ -494,6 +847,7 @@ mod tests {
             ack: true,
             fin: false,
             rst: false,
+            ..TcpFacts::default()
         });
         let (got, _) = run(&[
             (c, s, syn, b""),
@@ -591,5 +945,209 @@ mod tests {
                 Out::Close(1),
             ]
         );
+    }
+}
+
+#[cfg(test)]
+mod record_tests {
+    use super::*;
+
+    const S: u8 = 2;
+    const A: u8 = 16;
+    const F: u8 = 1;
+    const R: u8 = 4;
+    const MS: u64 = 1_000_000;
+
+    /// (ms, from client?, seq, ack, flags, payload length).
+    type Pkt = (u64, bool, u32, u32, u8, usize);
+
+    fn table() -> FlowTable {
+        FlowTable::new(FlowConfig {
+            payload_cap: 1024,
+            idle_ns: 60_000 * MS,
+            opening_ns: 2_000 * MS,
+            udp_idle_ns: 5_000 * MS,
+            linger_ns: 1_000 * MS,
+            report_ns: 10_000 * MS,
+        })
+    }
+
+    fn feed(t: &mut FlowTable, c: SocketAddr, s: SocketAddr, pkts: &[Pkt]) -> Vec<String> {
+        let mut events = Vec::new();
+        let payload = [b'x'; 2000];
+        for &(ms, from_client, seq, ack, fl, len) in pkts {
+            let (src, dst) = if from_client { (c, s) } else { (s, c) };
+            let seg = Segment {
+                l4: L4Protocol::Tcp,
+                src,
+                dst,
+                tcp: Some(TcpFacts {
+                    seq,
+                    ack_seq: ack,
+                    window: 512,
+                    syn: fl & S != 0,
+                    ack: fl & A != 0,
+                    fin: fl & F != 0,
+                    rst: fl & R != 0,
+                }),
+                ip_len: 52 + len as u32,
+                payload: &payload[..len],
+            };
+            t.on_packet(ms * MS, 3, &seg, &mut |e| {
+                events.push(match e {
+                    SocketEvent::Open(o) => format!("open {}", o.socket_id),
+                    SocketEvent::Data(d) => format!("data {} {}", d.socket_id, d.payload.len()),
+                    SocketEvent::Close(c) => format!("close {}", c.socket_id),
+                })
+            });
+        }
+        events
+    }
+
+    fn a(s: &str) -> SocketAddr {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn a_connection_is_one_flow_with_its_trailing_ack() {
+        let (c, s) = (a("10.0.0.1:40000"), a("10.0.0.2:80"));
+        let mut t = table();
+        t.name_interface(3, "veth0");
+        let ev = feed(
+            &mut t,
+            c,
+            s,
+            &[
+                (0, true, 100, 0, S, 0),
+                (1, false, 500, 101, S | A, 0),
+                (3, true, 101, 501, A, 0),
+                (4, true, 101, 501, A, 100),
+                (9, false, 501, 201, A, 300),
+                (10, true, 201, 801, F | A, 0),
+                (11, false, 801, 202, F | A, 0),
+                // After both FINs: the last ACK still belongs to the flow.
+                (12, true, 202, 802, A, 0),
+            ],
+        );
+        assert_eq!(ev, ["open 1", "data 1 100", "data 1 300", "close 1"]);
+        assert!(t.take_reports().is_empty(), "lingers first");
+        feed(
+            &mut t,
+            a("10.0.0.9:1"),
+            a("10.0.0.8:2"),
+            &[(2_000, true, 1, 0, S, 0)],
+        );
+        let r = t.take_reports();
+        assert_eq!(r.len(), 1, "{r:#?}");
+        let f = &r[0];
+        assert_eq!((f.flow_id, f.client, f.server), (1, c, s));
+        assert_eq!(f.interface, "veth0");
+        assert_eq!(f.close_type, CloseType::Normal);
+        assert!(f.new_flow);
+        assert_eq!((f.sides[0].packets, f.sides[1].packets), (5, 3));
+        assert_eq!(f.sides[0].bytes, 5 * 52 + 100);
+        assert_eq!(f.sides[1].payload_bytes, 300);
+        assert_eq!(f.total_packets, [5, 3]);
+        assert_eq!((f.sides[0].syns, f.sides[1].syns), (1, 1));
+        assert_eq!((f.sides[0].fins, f.sides[1].fins), (1, 1));
+        // SYN at 0, SYN-ACK at 1 ms, ACK at 3 ms.
+        assert_eq!((f.rtt_server_us, f.rtt_client_us), (1000, 2000));
+        assert_eq!((f.srt_count, f.srt_sum_us), (1, 5000));
+        assert_eq!((f.start_time_us, f.end_time_us), (0, 12_000));
+    }
+
+    #[test]
+    fn establish_failures_refused_and_timed_out() {
+        let (c, s) = (a("10.0.0.1:40001"), a("10.0.0.2:81"));
+        let mut t = table();
+        feed(
+            &mut t,
+            c,
+            s,
+            &[(0, true, 7, 0, S, 0), (0, false, 0, 8, R | A, 0)],
+        );
+        // SYNs never answered: one flow for the retry, then quiet.
+        let (c2, s2) = (a("10.0.0.1:40002"), a("10.0.0.2:82"));
+        feed(
+            &mut t,
+            c2,
+            s2,
+            &[(1, true, 9, 0, S, 0), (1_001, true, 9, 0, S, 0)],
+        );
+        feed(&mut t, c, s, &[(5_000, true, 1, 1, A, 0)]);
+        let r = t.take_reports();
+        let by_port = |p: u16| r.iter().find(|f| f.server.port() == p).unwrap();
+        assert_eq!(by_port(81).close_type, CloseType::Refused);
+        assert_eq!(by_port(81).sides[1].resets, 1);
+        let timed = by_port(82);
+        assert_eq!(timed.close_type, CloseType::SynTimeout);
+        assert_eq!(timed.sides[0].syns, 2);
+        assert_eq!(timed.sides[0].retransmissions, 1);
+        assert_eq!(r.len(), 2, "{r:#?}");
+        // The pure ACK after the refusal is a flow of its own (mid-stream).
+        t.finish(5_001 * MS, &mut |_| {});
+        let r = t.take_reports();
+        assert_eq!(r.len(), 1);
+        assert_eq!(r[0].close_type, CloseType::CaptureEnd);
+    }
+
+    #[test]
+    fn long_flows_are_reported_periodically_and_port_reuse_ends_one() {
+        let (c, s) = (a("10.0.0.1:40003"), a("10.0.0.2:83"));
+        let mut t = table();
+        feed(
+            &mut t,
+            c,
+            s,
+            &[
+                (0, true, 100, 0, S, 0),
+                (1, false, 500, 101, S | A, 0),
+                (2, true, 101, 501, A, 10),
+                (5_000, true, 111, 501, A, 10),
+                (10_500, true, 121, 501, A, 10),
+                (12_000, false, 501, 131, A, 0),
+            ],
+        );
+        let r = t.take_reports();
+        assert_eq!(r.len(), 1, "{r:#?}");
+        assert_eq!(r[0].close_type, CloseType::Active);
+        assert!(r[0].new_flow);
+        assert_eq!(r[0].sides[0].packets, 3, "up to the report at 10.5 s");
+        // A new SYN on the same ports: the old flow ends, a new one starts.
+        feed(&mut t, c, s, &[(13_000, true, 9_999, 0, S, 0)]);
+        let r = t.take_reports();
+        assert_eq!(r.len(), 1);
+        assert_eq!(r[0].close_type, CloseType::PortReuse);
+        assert!(!r[0].new_flow);
+        assert_eq!(r[0].total_packets, [4, 2]);
+        assert_eq!((r[0].sides[0].packets, r[0].sides[1].packets), (1, 1));
+        assert_eq!(r[0].rtt_server_us, 1000, "the handshake stays");
+        t.finish(14_000 * MS, &mut |_| {});
+        let r = t.take_reports();
+        assert_eq!(r[0].flow_id, 2);
+        assert_eq!(r[0].close_type, CloseType::CaptureEnd);
+    }
+
+    #[test]
+    fn udp_flows_time_out() {
+        let (c, s) = (a("10.0.0.1:5353"), a("10.0.0.2:53"));
+        let mut t = table();
+        for (ms, src, dst) in [(0, c, s), (1, s, c)] {
+            let seg = Segment {
+                l4: L4Protocol::Udp,
+                src,
+                dst,
+                tcp: None,
+                ip_len: 60,
+                payload: b"abcdefgh12345678",
+            };
+            t.on_packet(ms * MS, 0, &seg, &mut |_| {});
+        }
+        t.tick(6_000 * MS, &mut |_| {});
+        let r = t.take_reports();
+        assert_eq!(r.len(), 1);
+        assert_eq!(r[0].close_type, CloseType::Timeout);
+        assert_eq!(r[0].total_bytes, [60, 60]);
+        assert_eq!(r[0].l4_protocol, L4Protocol::Udp);
     }
 }

@@ -1,23 +1,31 @@
-//! Packet captures as a source: a pcap or pcapng file through the same
-//! pipeline as live eBPF events, observed at the `network` point.
+//! Packet captures as a source: a pcap or pcapng file ([`replay`]) or
+//! live interfaces ([`live`]) through the same pipeline as eBPF events,
+//! observed at the `network` point, and flow records of every connection.
 //!
 //! ```text
-//! pcap/pcapng ─► frames ─► packet::decode ─► FlowTable (TCP reassembly, ─► Pipeline ─► Span
-//!                          (link, IP, TCP/UDP)  UDP datagrams)
+//! pcap/pcapng  ─┐                                  ┌─► Pipeline ─► Span (network)
+//!               ├─► packet::decode ─► FlowTable ───┤   (TCP reassembly, UDP datagrams)
+//! AF_PACKET ring┘   (link, IP,        (tcp_state)  └─► Flow reports (l4_flow_log)
+//!                    TCP/UDP)
 //! ```
 //!
 //! This is how Causeway's parsers are checked against tshark on the very
-//! same bytes, and how a capture taken elsewhere is read offline.
+//! same bytes, how a capture taken elsewhere is read offline, and how
+//! traffic no process on this host makes or answers is seen.
 
 pub mod flows;
+pub mod live;
 pub mod packet;
+pub mod tcp_state;
 
 use crate::pipeline::{Pipeline, SpanSink};
-use flows::{FlowStats, FlowTable};
+use causeway_model::{CloseType, Flow, L7Protocol, ResponseStatus, Span};
+use flows::{FlowConfig, FlowStats, FlowTable};
 use pcap_file::pcap::PcapReader;
 use pcap_file::pcapng::blocks::interface_description::InterfaceDescriptionOption;
 use pcap_file::pcapng::{Block, PcapNgReader};
 use pcap_file::{DataLink, PcapError};
+use std::collections::HashMap;
 use std::io::Read;
 
 /// Why a capture could not be read on. Frames that do not decode are not
@@ -44,27 +52,86 @@ pub struct ReplayStats {
 }
 
 /// Settings of a replay.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct ReplayConfig {
-    /// Payload bytes handed to the parsers per reassembled run, like the
-    /// eBPF capture cap.
-    pub payload_cap: usize,
-    /// A flow without packets for this long (capture time) is closed.
-    pub flow_idle_close_ns: u64,
+    /// Flow timeouts (capture time) and the payload bytes handed to the
+    /// parsers per reassembled run (like the eBPF capture cap).
+    pub flow: FlowConfig,
 }
 
-impl Default for ReplayConfig {
-    fn default() -> Self {
-        ReplayConfig {
-            payload_cap: 16 * 1024,
-            flow_idle_close_ns: 300_000_000_000,
+/// The spans of each flow, counted for its reports: the flows' spans come
+/// out of the pipeline with the flow's id as their socket id.
+#[derive(Debug, Default)]
+pub struct L7Tally {
+    by_flow: HashMap<u64, (L7Protocol, u64, u64)>,
+}
+
+impl L7Tally {
+    fn note(&mut self, span: &Span) {
+        let e = self
+            .by_flow
+            .entry(span.socket_id)
+            .or_insert((L7Protocol::Unknown, 0, 0));
+        e.0 = span.protocol;
+        e.1 += 1;
+        e.2 += u64::from(matches!(
+            span.response_status,
+            ResponseStatus::ClientError | ResponseStatus::ServerError
+        ));
+    }
+
+    /// Puts the spans counted since the flow's last report into `flow`.
+    pub fn fill(&mut self, flow: &mut Flow) {
+        let Some(e) = self.by_flow.get_mut(&flow.flow_id) else {
+            return;
+        };
+        flow.l7_protocol = e.0;
+        flow.l7_requests = e.1;
+        flow.l7_errors = e.2;
+        if flow.close_type == CloseType::Active {
+            (e.1, e.2) = (0, 0);
+        } else {
+            self.by_flow.remove(&flow.flow_id);
         }
+    }
+
+    /// The sink the pipeline should write to: counts, then hands on.
+    pub fn counting<'a>(&'a mut self, sink: &'a mut dyn SpanSink) -> Counting<'a> {
+        Counting { tally: self, sink }
+    }
+}
+
+/// A [`SpanSink`] that counts each span into an [`L7Tally`] and hands it on.
+pub struct Counting<'a> {
+    tally: &'a mut L7Tally,
+    sink: &'a mut dyn SpanSink,
+}
+
+impl SpanSink for Counting<'_> {
+    fn on_span(&mut self, span: Span) {
+        self.tally.note(&span);
+        self.sink.on_span(span);
+    }
+    fn on_flow(&mut self, flow: Flow) {
+        self.sink.on_flow(flow);
+    }
+    fn flush(&mut self) {
+        self.sink.flush();
+    }
+}
+
+/// Moves the table's reports to `sink`, each with its flow's span counts.
+pub fn hand_over_reports(table: &mut FlowTable, tally: &mut L7Tally, sink: &mut dyn SpanSink) {
+    for mut report in table.take_reports() {
+        tally.fill(&mut report);
+        sink.on_flow(report);
     }
 }
 
 /// Feeds a whole pcap or pcapng stream through `pipeline`, then closes every
 /// flow, so each request ends up in exactly one span (a timeout span when
-/// the capture holds no answer). The pipeline should be set up with
+/// the capture holds no answer), and every flow in a final report
+/// ([`SpanSink::on_flow`]). The pipeline should be set up with
 /// `observation_point: Some(Network)` and a `WallClock::identity()`, since
 /// capture timestamps are wall-clock already.
 pub fn replay<R: Read>(
@@ -77,7 +144,8 @@ pub fn replay<R: Read>(
     input.read_exact(&mut magic)?;
     let chained = std::io::Cursor::new(magic).chain(input);
     let mut run = Run {
-        table: FlowTable::new(config.payload_cap, config.flow_idle_close_ns),
+        table: FlowTable::new(config.flow.clone()),
+        tally: L7Tally::default(),
         stats: ReplayStats::default(),
         last_ns: 0,
     };
@@ -92,6 +160,7 @@ pub fn replay<R: Read>(
                 let packet = packet?;
                 run.frame(
                     link,
+                    0,
                     packet.timestamp.as_nanos() as u64,
                     &packet.data,
                     pipeline,
@@ -125,12 +194,12 @@ pub fn replay<R: Read>(
                         // The reader hands over the raw 64-bit count of
                         // units as nanoseconds; scale by the interface's unit.
                         let ns = unit.to_ns(epb.timestamp.as_nanos() as u64);
-                        run.frame(link, ns, &epb.data, pipeline, sink);
+                        run.frame(link, epb.interface_id, ns, &epb.data, pipeline, sink);
                     }
                     Block::SimplePacket(spb) => {
                         let link = interfaces.first().map_or(DataLink::ETHERNET, |i| i.0);
                         let ts = run.last_ns;
-                        run.frame(link, ts, &spb.data, pipeline, sink);
+                        run.frame(link, 0, ts, &spb.data, pipeline, sink);
                     }
                     _ => {}
                 }
@@ -140,10 +209,15 @@ pub fn replay<R: Read>(
     }
     let Run {
         mut table,
+        mut tally,
         mut stats,
         last_ns,
     } = run;
-    table.finish(last_ns, &mut |e| pipeline.on_event(e, sink));
+    {
+        let mut counting = tally.counting(sink);
+        table.finish(last_ns, &mut |e| pipeline.on_event(e, &mut counting));
+    }
+    hand_over_reports(&mut table, &mut tally, sink);
     sink.flush();
     stats.flows = table.stats().clone();
     Ok(stats)
@@ -168,6 +242,7 @@ impl TsUnit {
 
 struct Run {
     table: FlowTable,
+    tally: L7Tally,
     stats: ReplayStats,
     last_ns: u64,
 }
@@ -176,6 +251,7 @@ impl Run {
     fn frame(
         &mut self,
         link: DataLink,
+        interface: u32,
         ts_ns: u64,
         data: &[u8],
         pipeline: &mut Pipeline,
@@ -183,15 +259,18 @@ impl Run {
     ) {
         self.stats.frames += 1;
         self.last_ns = self.last_ns.max(ts_ns);
+        let mut counting = self.tally.counting(sink);
         match packet::decode(link, data) {
             Ok(seg) => {
-                self.table
-                    .on_segment(ts_ns, &seg, &mut |e| pipeline.on_event(e, sink));
+                self.table.on_packet(ts_ns, interface, &seg, &mut |e| {
+                    pipeline.on_event(e, &mut counting)
+                });
             }
             Err(packet::PacketError::Malformed) => self.stats.malformed_frames += 1,
             Err(_) => self.stats.skipped_frames += 1,
         }
-        pipeline.tick(ts_ns, sink);
+        pipeline.tick(ts_ns, &mut counting);
+        hand_over_reports(&mut self.table, &mut self.tally, sink);
     }
 }
 

@@ -1,5 +1,6 @@
 //! One captured frame to the transport facts the flow table needs: the two
-//! endpoints, TCP sequence and flags, and the payload, borrowed.
+//! endpoints, the IP length, TCP sequence, acknowledgement, window and
+//! flags, and the payload, borrowed.
 //!
 //! Link layers: Ethernet (what `tcpdump -i lo` and `tshark -i lo` write),
 //! Linux cooked capture v1 and v2 (`-i any`), raw IP, and BSD loopback
@@ -11,10 +12,14 @@ use etherparse::{NetSlice, SlicedPacket, TransportSlice};
 use pcap_file::DataLink;
 use std::net::{IpAddr, SocketAddr};
 
-/// TCP header facts that reassembly and flow roles use.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// TCP header facts that reassembly, flow roles and flow analysis use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct TcpFacts {
     pub seq: u32,
+    /// The acknowledgement number (meaningful when `ack` is set).
+    pub ack_seq: u32,
+    /// The advertised window as sent (not scaled).
+    pub window: u16,
     pub syn: bool,
     pub ack: bool,
     pub fin: bool,
@@ -29,6 +34,8 @@ pub struct Segment<'a> {
     pub dst: SocketAddr,
     /// `None` for UDP.
     pub tcp: Option<TcpFacts>,
+    /// Bytes of the IP packet: headers and payload.
+    pub ip_len: u32,
     pub payload: &'a [u8],
 }
 
@@ -71,16 +78,18 @@ pub fn decode(link: DataLink, frame: &[u8]) -> Result<Segment<'_>, PacketError> 
         other => return Err(PacketError::LinkType(other)),
     }
     .map_err(|_| PacketError::Malformed)?;
-    let (src_ip, dst_ip, fragmented): (IpAddr, IpAddr, bool) = match &sliced.net {
+    let (src_ip, dst_ip, fragmented, ip_len): (IpAddr, IpAddr, bool, u32) = match &sliced.net {
         Some(NetSlice::Ipv4(v4)) => (
             v4.header().source_addr().into(),
             v4.header().destination_addr().into(),
             v4.payload().fragmented,
+            u32::from(v4.header().total_len()),
         ),
         Some(NetSlice::Ipv6(v6)) => (
             v6.header().source_addr().into(),
             v6.header().destination_addr().into(),
             v6.payload().fragmented,
+            40 + u32::from(v6.header().payload_length()),
         ),
         _ => return Err(PacketError::NotIp),
     };
@@ -94,11 +103,14 @@ pub fn decode(link: DataLink, frame: &[u8]) -> Result<Segment<'_>, PacketError> 
             dst: SocketAddr::new(dst_ip, t.destination_port()),
             tcp: Some(TcpFacts {
                 seq: t.sequence_number(),
+                ack_seq: t.acknowledgment_number(),
+                window: t.window_size(),
                 syn: t.syn(),
                 ack: t.ack(),
                 fin: t.fin(),
                 rst: t.rst(),
             }),
+            ip_len,
             payload: t.payload(),
         }),
         Some(TransportSlice::Udp(u)) => Ok(Segment {
@@ -106,6 +118,7 @@ pub fn decode(link: DataLink, frame: &[u8]) -> Result<Segment<'_>, PacketError> 
             src: SocketAddr::new(src_ip, u.source_port()),
             dst: SocketAddr::new(dst_ip, u.destination_port()),
             tcp: None,
+            ip_len,
             payload: u.payload(),
         }),
         _ => Err(PacketError::NotTcpOrUdp),
@@ -137,6 +150,8 @@ mod tests {
         assert_eq!(s.dst, "127.0.0.2:80".parse().unwrap());
         let t = s.tcp.unwrap();
         assert_eq!(t.seq, 1000);
+        assert_eq!((t.ack_seq, t.window), (5, 65535));
+        assert_eq!(s.ip_len as usize, f.len() - 14);
         assert!(t.ack && !t.syn && !t.fin && !t.rst);
         assert_eq!(s.payload, b"GET / HTTP/1.1\r\n\r\n");
     }
@@ -151,6 +166,7 @@ mod tests {
         assert_eq!(s.dst.port(), 53);
         assert_eq!(s.payload, b"\x12\x34");
         assert!(s.tcp.is_none());
+        assert_eq!(s.ip_len, 40 + 8 + 2);
     }
 
     #[test]

@@ -879,3 +879,74 @@ fn a_request_timing_out_after_its_client_left_still_names_the_client() {
     assert!(f.p.core.closed_endpoints.is_empty());
     assert!(f.p.core.closed_order.is_empty());
 }
+
+#[test]
+fn a_udp_servers_clients_name_it_whoever_asked_first() {
+    // One unconnected resolver socket answers clients on two ports; each
+    // client's span names the resolver's process, and the resolver's
+    // spans name each client.
+    let q = include_bytes!("../../../causeway-l7/tests/fixtures/dns/a.req");
+    let a = include_bytes!("../../../causeway-l7/tests/fixtures/dns/a.resp");
+    let mut p = Pipeline::new(PipelineConfig::default(), WallClock::identity());
+    let mut spans = Vec::new();
+    let mut now = 1_000_000_000;
+    let mut send =
+        |sock: u64, pid: u32, comm: &str, local: &str, remote: &str, dir, bytes: &[u8]| {
+            now += 1000;
+            let e = DataEvent {
+                pid,
+                tid: pid,
+                comm: Comm::from_str_lossy(comm),
+                socket_id: sock,
+                role: SocketRole::Unknown,
+                tuple: FiveTuple {
+                    l4: L4Protocol::Udp,
+                    local: local.parse().unwrap(),
+                    remote: remote.parse().unwrap(),
+                },
+                tcp_seq: 0,
+                direction: dir,
+                enter_ns: now,
+                exit_ns: now + 10,
+                syscall_trace_id: u64::from(pid),
+                syscall: Syscall::Read,
+                fd: 3,
+                total_len: bytes.len() as u32,
+                payload: bytes,
+                is_tls: false,
+                coroutine_id: 0,
+            };
+            p.on_event(SocketEvent::Data(e), &mut spans);
+        };
+    let dns = "127.0.0.1:5353";
+    for (sock, pid, client) in [(2, 20, "127.0.0.1:40001"), (3, 30, "127.0.0.1:40002")] {
+        send(sock, pid, "asker", client, dns, Direction::Egress, q);
+        send(1, 10, "resolver", dns, client, Direction::Ingress, q);
+        send(1, 10, "resolver", dns, client, Direction::Egress, a);
+        send(sock, pid, "asker", client, dns, Direction::Ingress, a);
+    }
+    let named: Vec<_> = spans
+        .iter()
+        .map(|s| (s.observation_point, s.peer_pid, s.peer_comm.as_str()))
+        .collect();
+    assert_eq!(
+        named,
+        [
+            (ObservationPoint::Server, 20, "asker"),
+            (ObservationPoint::Client, 10, "resolver"),
+            (ObservationPoint::Server, 30, "asker"),
+            (ObservationPoint::Client, 10, "resolver"),
+        ]
+    );
+    // The resolver's socket closes: its address names nobody any more.
+    p.on_event(
+        SocketEvent::Close(SocketClose {
+            pid: 10,
+            socket_id: 1,
+            ts_ns: now,
+        }),
+        &mut spans,
+    );
+    assert!(!p.core.udp_locals.contains_key(&dns.parse().unwrap()));
+    assert_eq!(p.core.udp_locals.len(), 2, "the askers' sockets live on");
+}

@@ -1,5 +1,6 @@
 use super::*;
-use causeway_model::L7Protocol;
+use causeway_model::wire::FlowRow;
+use causeway_model::{CloseType, L7Protocol};
 
 const SEC: u64 = 1_000_000;
 /// Some minute's start.
@@ -298,4 +299,76 @@ fn too_many_keys_fold_and_keep_their_figures() {
     assert!(secs
         .iter()
         .any(|r| r.kind == RowKind::Edge.code() && r.service_0 == 0 && r.service_1 == 21));
+}
+
+fn flow(end_us: u64, close: CloseType, new_flow: bool) -> FlowRow {
+    FlowRow {
+        end_time_us: end_us,
+        new_flow,
+        close_type: close.code(),
+        l7_protocol: L7Protocol::Http.code(),
+        packets_0: 5,
+        packets_1: 4,
+        bytes_0: 500,
+        bytes_1: 4000,
+        retransmissions_0: 1,
+        retransmissions_1: 2,
+        zero_windows_1: 3,
+        resets_1: u64::from(close == CloseType::Refused),
+        rtt_client_us: 10,
+        rtt_server_us: 30,
+        srt_sum_us: 700,
+        srt_count: 2,
+        service_0: 20,
+        service_1: 21,
+        ..FlowRow::default()
+    }
+}
+
+#[test]
+fn flow_reports_make_network_figures_per_node_and_edge() {
+    let mut a = Aggregator::new(RedConfig::default());
+    // A flow reported twice (periodic, then its close), and a refused one.
+    a.add_flow(&flow(T + 100, CloseType::Active, true));
+    a.add_flow(&flow(T + 2 * SEC, CloseType::Normal, false));
+    a.add_flow(&flow(T + 2 * SEC + 5, CloseType::Refused, true));
+    let mut rows = Vec::new();
+    a.close_all(&mut rows);
+    assert_eq!(a.stats().flow_reports, 3);
+    let network = ObservationPoint::Network.code();
+    let pick = |g: u32, kind: RowKind| {
+        rows.iter()
+            .filter(|r| {
+                r.granularity_s == g && r.kind == kind as u32 && r.observation_point == network
+            })
+            .collect::<Vec<_>>()
+    };
+    for g in [1, 60] {
+        for kind in [RowKind::Node, RowKind::Edge] {
+            let rs = pick(g, kind);
+            assert!(!rs.is_empty());
+            let sum = |f: fn(&MetricRow) -> u64| rs.iter().map(|r| f(r)).sum::<u64>();
+            assert_eq!(sum(|r| r.net_packets_0), 15);
+            assert_eq!(sum(|r| r.net_bytes_1), 12_000);
+            assert_eq!(sum(|r| r.retransmissions_1), 6);
+            assert_eq!(sum(|r| r.zero_windows_1), 9);
+            assert_eq!(sum(|r| r.new_flows), 2);
+            assert_eq!(sum(|r| r.closed_flows), 2);
+            assert_eq!(sum(|r| r.establish_failures), 1);
+            assert_eq!(sum(|r| r.resets), 1);
+            // RTT once per flow (its first report).
+            assert_eq!((sum(|r| r.rtt_sum_us), sum(|r| r.rtt_count)), (80, 2));
+            assert_eq!(rs.iter().map(|r| r.rtt_max_us).max(), Some(40));
+            assert_eq!(sum(|r| r.srt_count), 6);
+            assert_eq!(sum(|r| r.requests), 0);
+            for r in &rs {
+                assert_eq!(r.service_1, 21);
+                let client = if kind == RowKind::Edge { 20 } else { 0 };
+                assert_eq!(r.service_0, client);
+            }
+        }
+    }
+    // Seconds: the first report's, and the second two's.
+    assert_eq!(pick(1, RowKind::Edge).len(), 2);
+    assert_eq!(pick(60, RowKind::Edge).len(), 1);
 }

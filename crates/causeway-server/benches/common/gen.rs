@@ -1063,6 +1063,7 @@ impl Batcher {
             tags,
             spans,
             metrics: Vec::new(),
+            flows: Vec::new(),
         }
     }
 }
@@ -1095,6 +1096,7 @@ pub fn write_batch(b: Batch) -> WriteBatch {
             .collect(),
         tags,
         metrics: Vec::new(),
+        flows: Vec::new(),
     }
 }
 

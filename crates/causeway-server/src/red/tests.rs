@@ -20,8 +20,12 @@ fn sql_is_rendered_once_with_only_the_unnest_per_store() {
         q.sums_sql("t"),
         "SELECT endpoint AS d0, time_us - time_us % 10000000 AS t, sum(requests), sum(responses), \
          sum(client_errors), sum(server_errors), sum(timeouts), sum(latency_sum_us), \
-         sum(latency_count), max(latency_max_us), sum(request_bytes), sum(response_bytes) \
-         FROM t WHERE time_us >= 1000000 AND time_us < 61000000 AND kind = 1 \
+         sum(latency_count), max(latency_max_us), sum(request_bytes), sum(response_bytes), \
+         sum(net_packets_0), sum(net_packets_1), sum(net_bytes_0), sum(net_bytes_1), \
+         sum(new_flows), sum(closed_flows), sum(rtt_sum_us), sum(rtt_count), max(rtt_max_us), \
+         sum(retransmissions_0), sum(retransmissions_1), sum(zero_windows_0), \
+         sum(zero_windows_1), sum(establish_failures), sum(resets), sum(srt_sum_us), \
+         sum(srt_count) FROM t WHERE time_us >= 1000000 AND time_us < 61000000 AND kind = 1 \
          AND observation_point = 1 AND service_1 = 7 AND protocol = 1 GROUP BY d0, t"
     );
     let duck = q.sketch_sql("t", Flavor::DuckDb);
@@ -170,6 +174,7 @@ fn figures_answer_every_metric() {
         request_bytes: 5,
         response_bytes: 6,
         sketch: LatencySketch::new(),
+        net: Default::default(),
     };
     for v in [10, 20, 30, 40, 100, 150, 160, 170, 190] {
         f.sketch.add(v);
@@ -184,6 +189,37 @@ fn figures_answer_every_metric() {
     assert_eq!(empty.value(Metric::P99), None);
     assert_eq!(empty.value(Metric::LatencyAvg), None);
     assert_eq!(empty.value(Metric::Requests), Some(0));
+    assert_eq!(empty.value(Metric::RttAvg), None);
+    assert_eq!(empty.value(Metric::SrtAvg), None);
+    assert_eq!(empty.value(Metric::Retransmissions), Some(0));
+}
+
+#[test]
+fn network_figures_sum_and_merge() {
+    // Sums as the query returns them: the ten RED figures, then the
+    // network columns in order.
+    let mut sums = vec![0u64; 10];
+    sums.extend(1..=NET_COLUMNS.len() as u64);
+    let a = Figures::from_sums(&sums);
+    let at = |name: &str| NET_COLUMNS.iter().position(|c| *c == name).unwrap() as u64 + 1;
+    assert_eq!(a.value(Metric::ClientPackets), Some(at("net_packets_0")));
+    assert_eq!(a.value(Metric::ServerBytes), Some(at("net_bytes_1")));
+    assert_eq!(
+        a.value(Metric::Retransmissions),
+        Some(at("retransmissions_0") + at("retransmissions_1"))
+    );
+    assert_eq!(
+        a.value(Metric::RttAvg),
+        Some((at("rtt_sum_us") as f64 / at("rtt_count") as f64).round() as u64)
+    );
+    let mut m = a.clone();
+    m.merge(&a);
+    assert_eq!(m.value(Metric::Resets), Some(2 * at("resets")));
+    // The maximum merges as a maximum.
+    assert_eq!(m.value(Metric::RttMax), Some(at("rtt_max_us")));
+    for metric in Metric::ALL {
+        assert_eq!(Metric::from_name(metric.as_str()), Some(metric));
+    }
 }
 
 #[test]

@@ -20,6 +20,7 @@
 //! inserts nothing. Metric rows go the same way to tables of their own
 //! ([`red`]).
 
+mod flows;
 mod red;
 
 use super::{service_row, Store, StoreError, WriteBatch, WriteOutcome};
@@ -203,6 +204,7 @@ impl ClickHouseStore {
         };
         store.create()?;
         red::create(&store)?;
+        flows::create(&store)?;
         Ok(store)
     }
 
@@ -319,9 +321,18 @@ impl ClickHouseStore {
     }
 
     fn insert(&self, table: &str, tsv: &str) -> Result<(), StoreError> {
+        self.insert_named(table, "", tsv)
+    }
+
+    /// [`Self::insert`] naming the columns (`" (a, b)"`, or "" for all in
+    /// table order).
+    fn insert_named(&self, table: &str, columns: &str, tsv: &str) -> Result<(), StoreError> {
         self.run_on(
             &self.target.nodes[0],
-            &format!("INSERT INTO {}.{table} FORMAT TabSeparated", self.db()),
+            &format!(
+                "INSERT INTO {}.{table}{columns} FORMAT TabSeparated",
+                self.db()
+            ),
             tsv,
             &[("insert_distributed_sync", "1")],
         )?;
@@ -433,9 +444,11 @@ impl Store for ClickHouseStore {
         }
         let (inserted, seen) =
             red::write(self, batch.agent, batch.session, batch.seq, &batch.metrics)?;
-        if inserted > 0 {
+        let (flows_inserted, flows_seen) =
+            flows::write(self, batch.agent, batch.session, batch.seq, &batch.flows)?;
+        if inserted + flows_inserted > 0 {
             duplicate = false;
-        } else if seen > 0 && batch.spans.is_empty() {
+        } else if seen + flows_seen > 0 && batch.spans.is_empty() {
             duplicate = true;
         }
         Ok(if duplicate {
@@ -600,6 +613,7 @@ impl Store for ClickHouseStore {
                 dropped.insert(p);
             }
         }
+        flows::drop_before(self, day)?;
         Ok(dropped.len())
     }
 
@@ -628,6 +642,13 @@ impl Store for ClickHouseStore {
 
     fn drop_metric_days_before(&self, g: Granularity, day: u32) -> Result<usize, StoreError> {
         red::drop_before(self, g, day)
+    }
+
+    fn flows(
+        &self,
+        q: &crate::flows::FlowQuery,
+    ) -> Result<Vec<crate::flows::StoredFlow>, StoreError> {
+        flows::query(self, q)
     }
 
     fn disk_bytes(&self) -> Option<u64> {

@@ -72,6 +72,7 @@ pub fn batch(agent: &str, seq: u64, start: u64, n: u32) -> WriteBatch {
             (TagKind::Agent, agent_id, agent.into()),
         ],
         metrics: Vec::new(),
+        flows: Vec::new(),
     }
 }
 
@@ -231,6 +232,7 @@ fn shaped(
         spans,
         tags: vec![(TagKind::Agent, agent_id, agent.into())],
         metrics: Vec::new(),
+        flows: Vec::new(),
     }
 }
 
@@ -544,6 +546,7 @@ fn listing_rows() -> Vec<WriteBatch> {
             spans,
             tags: vec![(TagKind::Agent, agent_id, agent.into())],
             metrics: Vec::new(),
+            flows: Vec::new(),
         });
     }
     batches

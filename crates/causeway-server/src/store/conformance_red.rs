@@ -97,6 +97,7 @@ pub fn metric_batch(agent: &str, seq: u64, rows: Vec<MetricRow>) -> WriteBatch {
                 row,
             })
             .collect(),
+        flows: Vec::new(),
     }
 }
 

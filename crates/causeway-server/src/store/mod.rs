@@ -12,9 +12,12 @@ pub mod clickhouse;
 #[doc(hidden)]
 pub mod conformance;
 #[doc(hidden)]
+pub mod conformance_flows;
+#[doc(hidden)]
 pub mod conformance_red;
 pub mod duckdb;
 
+use crate::flows::{FlowQuery, StoredFlow};
 use crate::query::{KeyQuery, ServiceQuery, ServiceRow, SpanQuery};
 use crate::red::{Flavor, StoredMetric};
 use crate::schema::StoredSpan;
@@ -44,6 +47,9 @@ pub struct WriteBatch {
     pub tags: Vec<(TagKind, u64, String)>,
     /// Metric rows ([`crate::red`]), written with the spans, as atomically.
     pub metrics: Vec<StoredMetric>,
+    /// Flow reports ([`crate::flows`]), written with the spans, as
+    /// idempotently.
+    pub flows: Vec<StoredFlow>,
 }
 
 /// What a write did.
@@ -91,6 +97,8 @@ pub trait Store: Send + Sync {
     /// Drops the metric rows of granularity `g` of every day before `day`;
     /// returns how many days.
     fn drop_metric_days_before(&self, g: Granularity, day: u32) -> Result<usize, StoreError>;
+    /// Flow reports ([`FlowQuery`]), newest first.
+    fn flows(&self, q: &FlowQuery) -> Result<Vec<StoredFlow>, StoreError>;
 }
 
 /// A [`ServiceRow`] from the nine columns of [`ServiceQuery::sql`].

@@ -431,6 +431,7 @@ fn write(store: &dyn Store, spans: Vec<StoredSpan>) {
             spans,
             tags: vec![],
             metrics: vec![],
+            flows: Vec::new(),
         })
         .expect("write");
 }

@@ -53,6 +53,40 @@ pub(super) fn create(store: &ClickHouseStore) -> Result<(), StoreError> {
                     &[],
                 )?;
             }
+            // Tables made before columns were appended to METRIC_COLUMNS
+            // (the network figures) get them, 0 for their old rows.
+            let mut tables = vec![store.local(name)];
+            if store.target.cluster.is_some() {
+                tables.push(format!("{db}.{name}"));
+            }
+            for t in tables {
+                let (tdb, tname) = t.split_once('.').unwrap_or_default();
+                let have: BTreeSet<String> = store
+                    .run_on(
+                        node,
+                        &format!(
+                            "SELECT name FROM system.columns WHERE database = '{tdb}' \
+                             AND table = '{tname}' FORMAT TabSeparated"
+                        ),
+                        "",
+                        &[],
+                    )?
+                    .lines()
+                    .map(str::to_owned)
+                    .collect();
+                for c in METRIC_COLUMNS.iter().filter(|c| !have.contains(c.name)) {
+                    store.run_on(
+                        node,
+                        &format!(
+                            "ALTER TABLE {t} ADD COLUMN {} {} DEFAULT 0",
+                            c.name,
+                            sql_type(c.ty)
+                        ),
+                        "",
+                        &[],
+                    )?;
+                }
+            }
         }
     }
     Ok(())
@@ -101,7 +135,16 @@ pub(super) fn write(
             }
             tsv.push('\n');
         }
-        store.insert(table_name(g), &tsv)?;
+        // Named: a table that got columns later may order them otherwise.
+        let names = format!(
+            " ({})",
+            METRIC_COLUMNS
+                .iter()
+                .map(|c| c.name)
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        store.insert_named(table_name(g), &names, &tsv)?;
         inserted += 1;
     }
     Ok((inserted, seen))

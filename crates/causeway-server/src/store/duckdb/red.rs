@@ -52,6 +52,32 @@ pub(super) fn existing_days(conn: &Connection) -> Result<BTreeSet<(Granularity, 
     Ok(out)
 }
 
+/// Adds to the metric tables of `days` the columns they lack: tables made
+/// before columns were appended to [`METRIC_COLUMNS`] (the network
+/// figures) get them, as 0 for their old rows, so new rows fit.
+pub(super) fn add_missing_columns(
+    conn: &Connection,
+    days: &BTreeSet<(Granularity, u32)>,
+) -> Result<(), StoreError> {
+    for (g, d) in days {
+        let t = table(*g, *d);
+        let have: BTreeSet<String> = {
+            let mut stmt =
+                conn.prepare("SELECT column_name FROM duckdb_columns() WHERE table_name = ?")?;
+            let names = stmt.query_map([&t], |r| r.get::<_, String>(0))?;
+            names.collect::<Result<_, _>>()?
+        };
+        for c in METRIC_COLUMNS.iter().filter(|c| !have.contains(c.name)) {
+            conn.execute_batch(&format!(
+                "ALTER TABLE {t} ADD COLUMN {} {} DEFAULT 0",
+                c.name,
+                sql_type(c.ty)
+            ))?;
+        }
+    }
+    Ok(())
+}
+
 /// Writes `metrics` inside `tx`, creating the day tables it needs (those
 /// are returned, to be noted once the transaction commits).
 pub(super) fn write(
@@ -85,12 +111,22 @@ pub(super) fn write(
             created.push(*key);
         }
     }
+    let names = format!(
+        " ({})",
+        METRIC_COLUMNS
+            .iter()
+            .map(|c| c.name)
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
     let mut sql = String::new();
     for ((g, day), rows) in &by_table {
         for chunk in rows.chunks(ROWS_PER_INSERT) {
             sql.clear();
             sql.push_str("INSERT INTO ");
             sql.push_str(&table(*g, *day));
+            // Named: a table that got columns later has them in another order.
+            sql.push_str(&names);
             sql.push_str(" VALUES ");
             for (i, m) in chunk.iter().enumerate() {
                 sql.push_str(if i == 0 { "(" } else { ",(" });
@@ -132,7 +168,7 @@ pub(super) fn source(
                 .iter()
                 .map(|t| format!("SELECT * FROM {t}"))
                 .collect::<Vec<_>>()
-                .join(" UNION ALL ")
+                .join(" UNION ALL BY NAME ")
         )),
     })
 }
