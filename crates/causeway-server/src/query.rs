@@ -94,6 +94,29 @@ impl SpanQuery {
         w
     }
 
+    /// The same question with its range ending where its keyset cursor
+    /// does (spans older than (start, id) start at or before `start`), so
+    /// that a store reads only the days, partitions and index ranges a page
+    /// can come from. The answer is the same.
+    pub fn clipped(&self) -> SpanQuery {
+        let mut q = self.clone();
+        if let Some((start, _)) = q.before {
+            q.to_us = q.to_us.min(start.saturating_add(1));
+        }
+        q
+    }
+
+    /// The keys (start time, id) of the answer, newest first: the first
+    /// step of a store that fetches whole rows for these keys only (the
+    /// sort then reads two columns, not all of them).
+    pub fn key_sql(&self, table: &str, d: &dyn Dialect) -> String {
+        format!(
+            "SELECT start_time_us, id FROM {table} WHERE {} ORDER BY start_time_us DESC, id DESC LIMIT {}",
+            self.condition(d),
+            self.limit
+        )
+    }
+
     /// The whole statement over `table` (a table name or a subquery).
     pub fn sql(&self, table: &str, d: &dyn Dialect) -> String {
         format!(

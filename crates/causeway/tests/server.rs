@@ -501,7 +501,7 @@ fn up_on_two_clickhouse_shards_serves_what_it_captured() {
 }
 
 /// The store suite the DuckDB store passes in its unit tests (the key
-/// queries of trace assembly too), on ClickHouse: one node, then two
+/// queries of trace assembly and the span listings too), on ClickHouse: one node, then two
 /// shards behind Distributed tables.
 #[test]
 fn clickhouse_stores_behave_as_the_embedded_one() {
@@ -512,6 +512,9 @@ fn clickhouse_stores_behave_as_the_embedded_one() {
         conformance::run(&ClickHouseStore::open(&url).expect("open"));
         conformance::after_reopen(&ClickHouseStore::open(&url).expect("reopen"));
         conformance::keys(&ClickHouseStore::open(&ch.url(&format!("{db}_keys"))).expect("open"));
+        conformance::listing(
+            &ClickHouseStore::open(&ch.url(&format!("{db}_listing"))).expect("open"),
+        );
     }
 }
 

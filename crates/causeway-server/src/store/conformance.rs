@@ -408,3 +408,395 @@ pub fn keys(store: &dyn Store) {
         sorted(vec![id(&a1, 2), id(&a2, 0)])
     );
 }
+
+/// What [`Store::spans`] must answer, computed from the rows themselves:
+/// the rows matching every filter of `q`, newest first (ties by id, the
+/// larger first), at most `q.limit`.
+fn expected(rows: &[StoredSpan], q: &SpanQuery) -> Vec<u64> {
+    let mut hit: Vec<&StoredSpan> = rows
+        .iter()
+        .filter(|s| {
+            let r = &s.row;
+            let either = |a: u64, b: u64, id: Option<u64>| id.is_none_or(|id| a == id || b == id);
+            r.start_time_us >= q.from_us
+                && r.start_time_us < q.to_us
+                && q.protocol.is_none_or(|p| r.protocol == p.code())
+                && q.status.is_none_or(|x| r.response_status == x.code())
+                && q.observation_point
+                    .is_none_or(|o| r.observation_point == o.code())
+                && either(r.service_0, r.service_1, q.service)
+                && either(r.process_0, r.process_1, q.process)
+                && q.endpoint.as_ref().is_none_or(|e| {
+                    r.endpoint.contains(e.as_str()) || r.request_resource.contains(e.as_str())
+                })
+                && q.port.is_none_or(|p| r.dst_port == u32::from(p))
+                && q.min_duration_us
+                    .is_none_or(|m| r.end_time_us.saturating_sub(r.start_time_us) >= m)
+                && q.before.is_none_or(|(start, id)| {
+                    r.start_time_us < start || (r.start_time_us == start && s.id < id)
+                })
+                && q.trace_id.as_ref().is_none_or(|t| &r.trace_id == t)
+        })
+        .collect();
+    hit.sort_by_key(|s| std::cmp::Reverse((s.row.start_time_us, s.id)));
+    hit.into_iter()
+        .take(q.limit as usize)
+        .map(|s| s.id)
+        .collect()
+}
+
+/// Rows spread over three days for [`listing`]: every few spans one of
+/// each protocol, status, observation point, service pair, process,
+/// endpoint and port; groups of spans that start at the same microsecond
+/// (ties broken by id), among them the last microsecond of a day and the
+/// first of the next; batches that straddle midnight.
+fn listing_rows() -> Vec<WriteBatch> {
+    let day0 = 20_100 * DAY;
+    let services = ["web", "api", "db", ""];
+    let endpoints = [
+        "/api/orders/{id}",
+        "/api/users",
+        "SELECT * FROM orders",
+        "GET",
+    ];
+    let statuses = [
+        ResponseStatus::Ok,
+        ResponseStatus::ServerError,
+        ResponseStatus::ClientError,
+        ResponseStatus::Timeout,
+    ];
+    let points = [
+        ObservationPoint::Client,
+        ObservationPoint::Server,
+        ObservationPoint::Network,
+    ];
+    let protocols = [L7Protocol::Http, L7Protocol::Mysql, L7Protocol::Redis];
+    // Start times: 25 min apart over three days, every 7th repeating the
+    // one before; and four around each midnight.
+    let mut starts: Vec<u64> = Vec::new();
+    let mut t = day0 + 3_600_000_000;
+    for i in 0..160u64 {
+        if i % 7 != 3 {
+            t += 25 * 60_000_000 + i * 7_919;
+        }
+        starts.push(t);
+    }
+    for midnight in [day0 + DAY, day0 + 2 * DAY] {
+        starts.extend([
+            midnight - 1,
+            midnight - 1,
+            midnight,
+            midnight,
+            midnight,
+            midnight + 1,
+        ]);
+    }
+    starts.sort_unstable();
+    let mut batches = Vec::new();
+    for (b, chunk) in starts.chunks(40).enumerate() {
+        let agent = if b % 2 == 0 { "list-a" } else { "list-b" };
+        let agent_id = tag_id(TagKind::Agent, agent);
+        let seq = b as u64 + 1;
+        let spans = chunk
+            .iter()
+            .enumerate()
+            .map(|(i, &start)| {
+                let k = b * 40 + i;
+                let (client, server) = (services[k % 4], services[(k / 4 + 1) % 4]);
+                let id_of = |name: &str| {
+                    if name.is_empty() {
+                        0
+                    } else {
+                        svc(name)
+                    }
+                };
+                StoredSpan {
+                    id: span_id(agent_id, 1, seq, i as u32),
+                    agent: agent_id,
+                    session: 1,
+                    seq,
+                    row: SpanRow {
+                        start_time_us: start,
+                        end_time_us: start + (k as u64 % 13) * 1_000,
+                        protocol: protocols[k % 3].code(),
+                        observation_point: points[(k / 3) % 3].code(),
+                        response_status: statuses[(k / 2) % 4].code(),
+                        l4_protocol: 6,
+                        endpoint: endpoints[k % 4].into(),
+                        request_resource: format!("/r/{k}/it's"),
+                        dst_port: [80, 3306, 6379][k % 3],
+                        service_0: id_of(client),
+                        service_1: id_of(server),
+                        process_0: tag_id(TagKind::Process, &format!("p{}", k % 5)),
+                        process_1: tag_id(TagKind::Process, &format!("p{}", (k + 2) % 5)),
+                        trace_id: if k % 11 == 0 {
+                            "t-1".into()
+                        } else {
+                            String::new()
+                        },
+                        ..SpanRow::default()
+                    },
+                }
+            })
+            .collect();
+        batches.push(WriteBatch {
+            agent: agent_id,
+            session: 1,
+            seq,
+            spans,
+            tags: vec![(TagKind::Agent, agent_id, agent.into())],
+            metrics: Vec::new(),
+            flows: Vec::new(),
+        });
+    }
+    batches
+}
+
+/// Span listings and service figures on rows over three days, against
+/// what the rows themselves say (a store may shape its SQL as it likes,
+/// per day, keys first, but must give exactly this answer): every filter,
+/// ranges that cut days, pages of 1, 3, 7 and 1000 by keyset across
+/// midnight and through ties. Runs on an empty store.
+pub fn listing(store: &dyn Store) {
+    assert_eq!(store.count().unwrap(), 0);
+    let batches = listing_rows();
+    for b in &batches {
+        assert!(matches!(store.write(b).unwrap(), WriteOutcome::Stored(_)));
+    }
+    let rows: Vec<StoredSpan> = batches.iter().flat_map(|b| b.spans.clone()).collect();
+    assert_eq!(store.count().unwrap(), rows.len() as u64);
+    let day0 = 20_100 * DAY;
+    let ids = |q: &SpanQuery| -> Vec<u64> {
+        store
+            .spans(q)
+            .unwrap_or_else(|e| panic!("{q:?}: {e}"))
+            .iter()
+            .map(|s| s.id)
+            .collect()
+    };
+    let check = |q: &SpanQuery| {
+        let want = expected(&rows, q);
+        assert_eq!(ids(q), want, "{q:?}");
+        want.len()
+    };
+    // The same question page by page: the pages, joined, are the whole
+    // answer (and each page is what the rows say).
+    let walk = |q: &SpanQuery, page: u32| {
+        let mut all = SpanQuery {
+            limit: u32::MAX,
+            ..q.clone()
+        };
+        all.before = None;
+        let whole = expected(&rows, &all);
+        let mut got = Vec::new();
+        let mut before = None;
+        loop {
+            let p = SpanQuery {
+                limit: page,
+                before,
+                ..q.clone()
+            };
+            let page_ids = ids(&p);
+            assert_eq!(page_ids, expected(&rows, &p), "{p:?}");
+            let Some(last) = page_ids.last() else { break };
+            let last = rows.iter().find(|s| s.id == *last).unwrap();
+            before = Some((last.row.start_time_us, last.id));
+            got.extend(page_ids);
+        }
+        assert_eq!(got, whole, "pages of {page} of {q:?}");
+        whole.len()
+    };
+    let range = |from: u64, to: u64| SpanQuery {
+        from_us: from,
+        to_us: to,
+        limit: 100,
+        ..SpanQuery::default()
+    };
+    let everything = range(day0, day0 + 3 * DAY);
+    // Ranges: all days, one, cut in the middle of days, around midnight,
+    // empty, and one microsecond wide at a tie.
+    for (from, to) in [
+        (day0, day0 + 3 * DAY),
+        (0, u64::MAX),
+        (day0 + DAY, day0 + 2 * DAY),
+        (day0 + DAY / 2, day0 + 2 * DAY + DAY / 3),
+        (day0 + DAY - 1, day0 + DAY + 1),
+        (day0 + DAY, day0 + DAY + 1),
+        (day0 + DAY, day0 + DAY),
+        (day0 + 2 * DAY, day0 + DAY),
+    ] {
+        for limit in [1, 5, 100, 10_000] {
+            check(&SpanQuery {
+                limit,
+                ..range(from, to)
+            });
+        }
+    }
+    assert_eq!(
+        check(&SpanQuery {
+            limit: 0,
+            ..everything.clone()
+        }),
+        0
+    );
+    assert_eq!(
+        check(&SpanQuery {
+            limit: 10_000,
+            ..everything.clone()
+        }),
+        rows.len()
+    );
+    // Each filter alone, then several together.
+    let filters: Vec<(&str, SpanQuery)> = vec![
+        (
+            "status",
+            SpanQuery {
+                status: Some(ResponseStatus::ServerError),
+                ..everything.clone()
+            },
+        ),
+        (
+            "service",
+            SpanQuery {
+                service: Some(svc("api")),
+                ..everything.clone()
+            },
+        ),
+        (
+            "process",
+            SpanQuery {
+                process: Some(tag_id(TagKind::Process, "p3")),
+                ..everything.clone()
+            },
+        ),
+        (
+            "protocol and min duration",
+            SpanQuery {
+                protocol: Some(L7Protocol::Mysql),
+                min_duration_us: Some(6_000),
+                ..everything.clone()
+            },
+        ),
+        (
+            "endpoint",
+            SpanQuery {
+                endpoint: Some("orders".into()),
+                ..everything.clone()
+            },
+        ),
+        (
+            "resource with a quote",
+            SpanQuery {
+                endpoint: Some("/1/it's".into()),
+                ..everything.clone()
+            },
+        ),
+        (
+            "observation point and port",
+            SpanQuery {
+                observation_point: Some(ObservationPoint::Server),
+                port: Some(6379),
+                ..everything.clone()
+            },
+        ),
+        (
+            "trace id",
+            SpanQuery {
+                trace_id: Some("t-1".into()),
+                ..everything.clone()
+            },
+        ),
+        (
+            "all at once",
+            SpanQuery {
+                status: Some(ResponseStatus::Ok),
+                service: Some(svc("web")),
+                protocol: Some(L7Protocol::Http),
+                endpoint: Some("/api".into()),
+                ..range(day0 + DAY / 2, day0 + 3 * DAY)
+            },
+        ),
+    ];
+    for (what, q) in &filters {
+        let n = check(q);
+        assert!(n > 0, "{what}: the rows hold some");
+        walk(q, 3);
+    }
+    // Pages across both midnights and through every tie, one span at a
+    // time near them and in pages of 7 and 1000 over everything.
+    assert_eq!(walk(&everything, 7), rows.len());
+    assert_eq!(walk(&everything, 1000), rows.len());
+    for midnight in [day0 + DAY, day0 + 2 * DAY] {
+        let near = range(midnight - 2 * 3_600_000_000, midnight + 2 * 3_600_000_000);
+        assert!(walk(&near, 1) >= 6);
+    }
+    // A cursor older than the range, and one newer than all of it.
+    check(&SpanQuery {
+        before: Some((day0, u64::MAX)),
+        ..everything.clone()
+    });
+    check(&SpanQuery {
+        before: Some((u64::MAX, u64::MAX)),
+        ..everything.clone()
+    });
+
+    // Service figures, over all days and over a range that cuts days.
+    for (from, to) in [(day0, day0 + 3 * DAY), (day0 + DAY / 2, day0 + 2 * DAY + 1)] {
+        let mut want: std::collections::BTreeMap<(u64, u32), [u64; 7]> = Default::default();
+        for s in rows
+            .iter()
+            .filter(|s| s.row.start_time_us >= from && s.row.start_time_us < to)
+        {
+            let r = &s.row;
+            let served = r.observation_point == ObservationPoint::Server.code()
+                || r.observation_point == ObservationPoint::Network.code();
+            if served && r.service_1 != 0 {
+                let e = want.entry((r.service_1, r.protocol)).or_default();
+                let d = r.end_time_us - r.start_time_us;
+                e[0] += 1;
+                e[1] += u64::from(r.response_status == ResponseStatus::ClientError.code());
+                e[2] += u64::from(r.response_status == ResponseStatus::ServerError.code());
+                e[3] += u64::from(r.response_status == ResponseStatus::Timeout.code());
+                e[4] += d;
+                e[5] = e[5].max(d);
+            } else if r.observation_point == ObservationPoint::Client.code() && r.service_0 != 0 {
+                want.entry((r.service_0, r.protocol)).or_default()[6] += 1;
+            }
+        }
+        let got: Vec<(u64, u32, [u64; 7])> = store
+            .services(&ServiceQuery {
+                from_us: from,
+                to_us: to,
+            })
+            .unwrap()
+            .into_iter()
+            .map(|r| {
+                (
+                    r.service,
+                    r.protocol.code(),
+                    [
+                        r.served,
+                        r.client_errors,
+                        r.server_errors,
+                        r.timeouts,
+                        r.duration_sum_us,
+                        r.duration_max_us,
+                        r.made,
+                    ],
+                )
+            })
+            .collect();
+        let want: Vec<(u64, u32, [u64; 7])> =
+            want.into_iter().map(|((s, p), v)| (s, p, v)).collect();
+        assert!(
+            want.iter().any(|w| w.2[0] > 0 && w.2[6] > 0),
+            "a service that serves and calls"
+        );
+        assert_eq!(got, want, "services over [{from}, {to})");
+    }
+
+    // Spans by id, in each day.
+    for s in rows.iter().step_by(17) {
+        assert_eq!(store.span(s.id).unwrap().as_ref(), Some(s));
+    }
+}
