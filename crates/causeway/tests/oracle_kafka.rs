@@ -410,7 +410,11 @@ fn live_tansu_and_kafka_python_agree_with_tshark() {
     };
     let srv = tansu(&bin);
     let port = srv.port;
-    let Some(watch) = Watch::start(&["--port", &port.to_string()]) else {
+    // The consumer's reads may hold its Fetch answer (records, ~10 KB) and
+    // the next answer together; past the default 1024-byte cap that next
+    // answer cannot be read (a timeout span; the first syscall's captured
+    // bytes are all the agent has). 16 KiB holds both.
+    let Some(watch) = Watch::start(&["--port", &port.to_string(), "--payload-cap", "16384"]) else {
         return;
     };
     let tshark = Tshark::start(port);
