@@ -361,9 +361,10 @@ impl ClickHouseStore {
             .collect()
     }
 
-    fn partitions(&self, node: &str) -> Result<BTreeSet<u32>, StoreError> {
+    /// The active day partitions of `table`'s local table on `node`.
+    fn partitions(&self, node: &str, table: &str) -> Result<BTreeSet<u32>, StoreError> {
         let (db, table) = self
-            .local("spans")
+            .local(table)
             .split_once('.')
             .map(|(a, b)| (a.to_owned(), b.to_owned()))
             .unwrap_or_default();
@@ -379,6 +380,32 @@ impl ClickHouseStore {
             &[],
         )?;
         Ok(text.lines().filter_map(|l| l.trim().parse().ok()).collect())
+    }
+
+    /// Drops `table`'s day partitions before `day` on every node (spans,
+    /// flows and metric rows alike): how many days went.
+    pub(super) fn drop_partitions_before(
+        &self,
+        table: &str,
+        day: u32,
+    ) -> Result<usize, StoreError> {
+        let mut dropped = BTreeSet::new();
+        for node in &self.target.nodes {
+            for p in self
+                .partitions(node, table)?
+                .into_iter()
+                .filter(|p| *p < day)
+            {
+                self.run_on(
+                    node,
+                    &format!("ALTER TABLE {} DROP PARTITION {p}", self.local(table)),
+                    "",
+                    &[],
+                )?;
+                dropped.insert(p);
+            }
+        }
+        Ok(dropped.len())
     }
 }
 
@@ -601,20 +628,9 @@ impl Store for ClickHouseStore {
     }
 
     fn drop_days_before(&self, day: u32) -> Result<usize, StoreError> {
-        let mut dropped = BTreeSet::new();
-        for node in &self.target.nodes {
-            for p in self.partitions(node)?.into_iter().filter(|p| *p < day) {
-                self.run_on(
-                    node,
-                    &format!("ALTER TABLE {} DROP PARTITION {p}", self.local("spans")),
-                    "",
-                    &[],
-                )?;
-                dropped.insert(p);
-            }
-        }
-        flows::drop_before(self, day)?;
-        Ok(dropped.len())
+        let dropped = self.drop_partitions_before("spans", day)?;
+        self.drop_partitions_before("flows", day)?;
+        Ok(dropped)
     }
 
     fn count(&self) -> Result<u64, StoreError> {
@@ -641,7 +657,7 @@ impl Store for ClickHouseStore {
     }
 
     fn drop_metric_days_before(&self, g: Granularity, day: u32) -> Result<usize, StoreError> {
-        red::drop_before(self, g, day)
+        self.drop_partitions_before(crate::red::table_name(g), day)
     }
 
     fn flows(

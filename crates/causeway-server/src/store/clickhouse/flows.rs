@@ -8,7 +8,7 @@ use super::{sql_type, tsv_escape, tsv_unescape, ClickHouseStore, DAY_US};
 use crate::flows::{flow_from_values, FlowQuery, StoredFlow, FLOW_COLUMNS};
 use crate::schema::{ColType, Owned, Value};
 use crate::store::StoreError;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 /// Creates the tables on every node.
@@ -126,33 +126,4 @@ pub(super) fn query(store: &ClickHouseStore, q: &FlowQuery) -> Result<Vec<Stored
             Ok(flow_from_values(values))
         })
         .collect()
-}
-
-/// Drops the day partitions before `day`, on every node.
-pub(super) fn drop_before(store: &ClickHouseStore, day: u32) -> Result<usize, StoreError> {
-    let local = store.local("flows");
-    let (db, table) = local.split_once('.').unwrap_or_default();
-    let mut dropped = BTreeSet::new();
-    for node in &store.target.nodes {
-        let text = store.run_on(
-            node,
-            &format!(
-                "SELECT DISTINCT partition FROM system.parts WHERE database = '{db}' \
-                 AND table = '{table}' AND active FORMAT TabSeparated"
-            ),
-            "",
-            &[],
-        )?;
-        let parts: BTreeSet<u32> = text.lines().filter_map(|l| l.trim().parse().ok()).collect();
-        for p in parts.into_iter().filter(|p| *p < day) {
-            store.run_on(
-                node,
-                &format!("ALTER TABLE {local} DROP PARTITION {p}"),
-                "",
-                &[],
-            )?;
-            dropped.insert(p);
-        }
-    }
-    Ok(dropped.len())
 }

@@ -149,36 +149,3 @@ pub(super) fn write(
     }
     Ok((inserted, seen))
 }
-
-/// Drops the day partitions of granularity `g` before `day`, on every node.
-pub(super) fn drop_before(
-    store: &ClickHouseStore,
-    g: Granularity,
-    day: u32,
-) -> Result<usize, StoreError> {
-    let local = store.local(table_name(g));
-    let (db, table) = local.split_once('.').unwrap_or_default();
-    let mut dropped = BTreeSet::new();
-    for node in &store.target.nodes {
-        let text = store.run_on(
-            node,
-            &format!(
-                "SELECT DISTINCT partition FROM system.parts WHERE database = '{db}' \
-                 AND table = '{table}' AND active FORMAT TabSeparated"
-            ),
-            "",
-            &[],
-        )?;
-        let parts: BTreeSet<u32> = text.lines().filter_map(|l| l.trim().parse().ok()).collect();
-        for p in parts.into_iter().filter(|p| *p < day) {
-            store.run_on(
-                node,
-                &format!("ALTER TABLE {local} DROP PARTITION {p}"),
-                "",
-                &[],
-            )?;
-            dropped.insert(p);
-        }
-    }
-    Ok(dropped.len())
-}
